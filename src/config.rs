@@ -1,0 +1,406 @@
+//! The component's settings: every Spin variable, read through a lookup function and
+//! validated into one [`Config`], so that a wrong value is reported by name before any
+//! Kubernetes call is made.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use crate::names;
+use crate::provision::POD_NAME_HASH_LEN;
+
+/// The longest `client_name_prefix` that still gives pod names usable as label values.
+pub const MAX_NAME_PREFIX_LEN: usize = 63 - 1 - POD_NAME_HASH_LEN;
+const MAX_TIMEOUT_SECONDS: u64 = 3600;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub api: ApiEndpoint,
+    pub token: Option<BearerToken>,
+    pub client_namespace: String,
+    pub client_image: String,
+    /// Empty: the image's own entrypoint runs.
+    pub client_command: Vec<String>,
+    pub client_name_prefix: String,
+    pub gateway_annotation: String,
+    pub gateway_label: Option<String>,
+    /// `None`: any gateway may be requested.
+    pub allowed_gateways: Option<BTreeSet<String>>,
+    pub active_deadline_seconds: Option<i64>,
+    pub api_timeout: Duration,
+    pub dry_run: bool,
+}
+
+/// Where the Kubernetes API is: `scheme://authority` plus an optional path prefix (an API
+/// behind a proxy), without a trailing slash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiEndpoint {
+    base: String,
+}
+
+impl ApiEndpoint {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let uri: http::Uri = raw
+            .parse()
+            .map_err(|_| format!("`{raw}` is not a URL; expected e.g. https://kubernetes.default.svc"))?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            _ => return Err(format!("`{raw}` must start with http:// or https://")),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(format!("`{raw}` has no host"));
+        }
+        if uri.query().is_some() {
+            return Err(format!("`{raw}` must not have a query string"));
+        }
+        Ok(Self { base: raw.trim_end_matches('/').to_owned() })
+    }
+
+    /// The absolute URL for an API path such as `/api/v1/namespaces/x/pods?dryRun=All`.
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base)
+    }
+}
+
+impl fmt::Display for ApiEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.base)
+    }
+}
+
+/// The service-account token. Its `Debug` never shows the value, so that no log line or
+/// error message can carry it.
+#[derive(Clone, PartialEq)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    pub fn authorization_header(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+/// A variable that is missing or has a value the component cannot use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Spin variable `{}`: {}", self.variable, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads every variable through `lookup` (Spin's `variables::get` in the component).
+    /// `lookup` answers the host's error text when a variable cannot be read.
+    pub fn load(lookup: impl Fn(&str) -> Result<String, String>) -> Result<Self, ConfigError> {
+        Ok(Config {
+            api: read_variable(&lookup, "k8s_api_url", &ApiEndpoint::parse)?,
+            token: read_variable(&lookup, "k8s_token", &parse_token)?,
+            client_namespace: read_variable(&lookup, "client_namespace", &parse_namespace)?,
+            client_image: read_variable(&lookup, "client_image", &parse_image)?,
+            client_command: read_variable(&lookup, "client_command", &parse_command)?,
+            client_name_prefix: read_variable(&lookup, "client_name_prefix", &parse_name_prefix)?,
+            gateway_annotation: read_variable(&lookup, "gateway_annotation", &parse_key)?,
+            gateway_label: read_variable(&lookup, "gateway_label", &parse_optional_key)?,
+            allowed_gateways: read_variable(&lookup, "allowed_gateways", &parse_allowlist)?,
+            active_deadline_seconds: read_variable(
+                &lookup,
+                "client_active_deadline_seconds",
+                &parse_deadline,
+            )?,
+            api_timeout: read_variable(&lookup, "k8s_timeout_seconds", &parse_timeout)?,
+            dry_run: read_variable(&lookup, "dry_run", &parse_bool)?,
+        })
+    }
+}
+
+/// Reads one variable (trimmed: values from ConfigMaps often end in a newline) and applies
+/// its rule, naming the variable in any error.
+fn read_variable<T>(
+    lookup: &impl Fn(&str) -> Result<String, String>,
+    variable: &'static str,
+    rule: &dyn Fn(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    let value = lookup(variable).map_err(|host_error| ConfigError {
+        variable,
+        problem: format!(
+            "cannot be read ({host_error}); declare it in spin.toml [variables] \
+             and [component.client-provisioner.variables]"
+        ),
+    })?;
+    rule(value.trim()).map_err(|problem| ConfigError { variable, problem })
+}
+
+fn parse_token(value: &str) -> Result<Option<BearerToken>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    // The value itself never goes into the message.
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("contains characters that cannot be sent in an HTTP header \
+                    (spaces, control or non-ASCII characters)"
+            .into());
+    }
+    Ok(Some(BearerToken(value.to_owned())))
+}
+
+fn parse_namespace(value: &str) -> Result<String, String> {
+    if names::is_dns1123_label(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("`{value}` is not a namespace name (lowercase letters, digits and `-`, at most 63)"))
+    }
+}
+
+fn parse_image(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.chars().any(char::is_whitespace) {
+        Err(format!("`{value}` is not an image reference such as alpine/curl:8.11.1"))
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+fn parse_command(value: &str) -> Result<Vec<String>, String> {
+    serde_json::from_str::<Vec<String>>(value).map_err(|error| {
+        format!(r#"`{value}` is not a JSON array of strings such as ["sleep","infinity"] ({error})"#)
+    })
+}
+
+fn parse_name_prefix(value: &str) -> Result<String, String> {
+    if names::is_dns1123_label(value) && value.len() <= MAX_NAME_PREFIX_LEN {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "`{value}` cannot start pod names: use lowercase letters, digits and `-`, \
+             at most {MAX_NAME_PREFIX_LEN} characters"
+        ))
+    }
+}
+
+fn parse_optional_key(value: &str) -> Result<Option<String>, String> {
+    if value.is_empty() { Ok(None) } else { parse_key(value).map(Some) }
+}
+
+fn parse_key(value: &str) -> Result<String, String> {
+    if names::is_qualified_name(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "`{value}` is not a Kubernetes label/annotation key such as setGateway or example.com/gateway"
+        ))
+    }
+}
+
+fn parse_allowlist(value: &str) -> Result<Option<BTreeSet<String>>, String> {
+    let gateways: BTreeSet<String> =
+        value.split(',').map(str::trim).filter(|gateway| !gateway.is_empty()).map(String::from).collect();
+    if let Some(bad) = gateways.iter().find(|g| !names::is_label_value(g)) {
+        return Err(format!("`{bad}` is not a valid gateway name (a Kubernetes label value)"));
+    }
+    Ok((!gateways.is_empty()).then_some(gateways))
+}
+
+fn parse_deadline(value: &str) -> Result<Option<i64>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match value.parse::<i64>() {
+        Ok(seconds) if seconds > 0 => Ok(Some(seconds)),
+        _ => Err(format!("`{value}` is not a positive whole number of seconds (or empty for none)")),
+    }
+}
+
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    match value.parse::<u64>() {
+        Ok(seconds @ 1..=MAX_TIMEOUT_SECONDS) => Ok(Duration::from_secs(seconds)),
+        _ => Err(format!("`{value}` is not a whole number of seconds from 1 to {MAX_TIMEOUT_SECONDS}")),
+    }
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("`{value}` is neither true nor false")),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// The defaults of spin.toml's `[variables]`.
+    pub(crate) fn spin_defaults() -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("k8s_api_url", "https://kubernetes.default.svc".into()),
+            ("k8s_token", "".into()),
+            ("client_namespace", "default".into()),
+            ("client_image", "alpine/curl".into()),
+            ("client_command", r#"["sleep","infinity"]"#.into()),
+            ("client_name_prefix", "podgateway-client".into()),
+            ("gateway_annotation", "setGateway".into()),
+            ("gateway_label", "".into()),
+            ("allowed_gateways", "".into()),
+            ("client_active_deadline_seconds", "".into()),
+            ("k8s_timeout_seconds", "10".into()),
+            ("dry_run", "false".into()),
+        ])
+    }
+
+    pub(crate) fn load_with(overrides: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
+        let mut variables = spin_defaults();
+        for (name, value) in overrides {
+            variables.insert(name, value.to_string());
+        }
+        Config::load(|name| variables.get(name).cloned().ok_or_else(|| format!("undefined: {name}")))
+    }
+
+    fn problem_of(variable: &'static str, value: &str) -> ConfigError {
+        let error = load_with(&[(variable, value)]).expect_err(value);
+        assert_eq!(error.variable, variable, "{error}");
+        error
+    }
+
+    #[test]
+    fn spin_toml_defaults_give_the_documented_config() {
+        let config = load_with(&[]).unwrap();
+        assert_eq!(
+            config,
+            Config {
+                api: ApiEndpoint { base: "https://kubernetes.default.svc".into() },
+                token: None,
+                client_namespace: "default".into(),
+                client_image: "alpine/curl".into(),
+                client_command: vec!["sleep".into(), "infinity".into()],
+                client_name_prefix: "podgateway-client".into(),
+                gateway_annotation: "setGateway".into(),
+                gateway_label: None,
+                allowed_gateways: None,
+                active_deadline_seconds: None,
+                api_timeout: Duration::from_secs(10),
+                dry_run: false,
+            }
+        );
+    }
+
+    #[test]
+    fn every_variable_is_parsed() {
+        let config = load_with(&[
+            ("k8s_api_url", "http://127.0.0.1:8001/"),
+            ("k8s_token", " tok.en-1\n"),
+            ("client_namespace", "vpn-clients"),
+            ("client_image", "ghcr.io/example/client:1.2"),
+            ("client_command", r#"["sh", "-c", "curl -s ifconfig.me; sleep 3600"]"#),
+            ("client_name_prefix", "vpn"),
+            ("gateway_annotation", "example.com/gateway"),
+            ("gateway_label", "setGateway"),
+            ("allowed_gateways", " foo, bar ,,"),
+            ("client_active_deadline_seconds", "3600"),
+            ("k8s_timeout_seconds", "3"),
+            ("dry_run", "true"),
+        ])
+        .unwrap();
+        assert_eq!(config.api.url("/api/v1/x"), "http://127.0.0.1:8001/api/v1/x");
+        assert_eq!(config.token.unwrap().authorization_header(), "Bearer tok.en-1");
+        assert_eq!(config.client_namespace, "vpn-clients");
+        assert_eq!(config.client_image, "ghcr.io/example/client:1.2");
+        assert_eq!(config.client_command, ["sh", "-c", "curl -s ifconfig.me; sleep 3600"]);
+        assert_eq!(config.client_name_prefix, "vpn");
+        assert_eq!(config.gateway_annotation, "example.com/gateway");
+        assert_eq!(config.gateway_label.as_deref(), Some("setGateway"));
+        assert_eq!(config.allowed_gateways, Some(BTreeSet::from(["bar".to_string(), "foo".to_string()])));
+        assert_eq!(config.active_deadline_seconds, Some(3600));
+        assert_eq!(config.api_timeout, Duration::from_secs(3));
+        assert!(config.dry_run);
+    }
+
+    #[test]
+    fn api_url_keeps_a_path_prefix() {
+        let config = load_with(&[("k8s_api_url", "https://rancher.example/k8s/clusters/c-1/")]).unwrap();
+        assert_eq!(
+            config.api.url("/api/v1/namespaces"),
+            "https://rancher.example/k8s/clusters/c-1/api/v1/namespaces"
+        );
+    }
+
+    #[test]
+    fn an_empty_command_means_the_image_entrypoint() {
+        assert!(load_with(&[("client_command", "[]")]).unwrap().client_command.is_empty());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_problem() {
+        let cases: &[(&'static str, &str, &str)] = &[
+            ("k8s_api_url", "not a url", "is not a URL"),
+            ("k8s_api_url", "kubernetes.default.svc", "must start with http:// or https://"),
+            ("k8s_api_url", "ftp://host", "must start with http:// or https://"),
+            ("k8s_api_url", "https://host/?x=1", "must not have a query string"),
+            ("k8s_token", "two words", "cannot be sent in an HTTP header"),
+            ("client_namespace", "Default", "is not a namespace name"),
+            ("client_image", "", "is not an image reference"),
+            ("client_image", "alpine curl", "is not an image reference"),
+            ("client_command", "sleep infinity", "is not a JSON array of strings"),
+            ("client_command", r#"["sleep", 5]"#, "is not a JSON array of strings"),
+            ("client_name_prefix", "Client", "cannot start pod names"),
+            ("client_name_prefix", "client-", "cannot start pod names"),
+            ("gateway_annotation", "", "is not a Kubernetes label/annotation key"),
+            ("gateway_annotation", "bad key", "is not a Kubernetes label/annotation key"),
+            ("gateway_label", "/x", "is not a Kubernetes label/annotation key"),
+            ("allowed_gateways", "foo,-bar", "`-bar` is not a valid gateway name"),
+            ("client_active_deadline_seconds", "1h", "is not a positive whole number"),
+            ("client_active_deadline_seconds", "0", "is not a positive whole number"),
+            ("k8s_timeout_seconds", "0", "from 1 to 3600"),
+            ("k8s_timeout_seconds", "2.5", "from 1 to 3600"),
+            ("k8s_timeout_seconds", "99999999999999999999", "from 1 to 3600"),
+            ("dry_run", "yes", "is neither true nor false"),
+        ];
+        for (variable, value, expected) in cases {
+            let error = problem_of(variable, value);
+            assert!(error.problem.contains(expected), "{variable}={value:?}: {error}");
+            assert!(error.to_string().starts_with(&format!("Spin variable `{variable}`: ")));
+        }
+    }
+
+    #[test]
+    fn the_longest_prefix_still_fits_a_label_value() {
+        let longest = "p".repeat(MAX_NAME_PREFIX_LEN);
+        assert!(load_with(&[("client_name_prefix", &longest)]).is_ok());
+        let error = problem_of("client_name_prefix", &format!("{longest}p"));
+        assert!(error.problem.contains(&format!("at most {MAX_NAME_PREFIX_LEN} characters")));
+    }
+
+    #[test]
+    fn an_undefined_variable_is_reported_by_name() {
+        let error = Config::load(|name| {
+            if name == "dry_run" {
+                Err(format!("undefined: {name}"))
+            } else {
+                Ok(spin_defaults()[name].clone())
+            }
+        })
+        .unwrap_err();
+        assert_eq!(error.variable, "dry_run");
+        assert!(error.problem.contains("cannot be read (undefined: dry_run)"), "{error}");
+    }
+
+    #[test]
+    fn the_token_never_shows_in_errors_or_debug_output() {
+        let secret = "s3cret value";
+        let error = problem_of("k8s_token", secret);
+        assert!(!error.to_string().contains("s3cret"));
+        let config = load_with(&[("k8s_token", "s3cret")]).unwrap();
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+}
