@@ -109,8 +109,9 @@ fn read_body(request: IncomingRequest, headers: &http::HeaderMap) -> Result<Vec<
     }
     outbound::read_all(request, MAX_BODY_BYTES).map_err(|error| match error {
         outbound::ReadError::TooLarge => Rejection::body_too_large(),
+        // No deadline is set on the incoming body: the host times out slow clients.
         outbound::ReadError::TimedOut => {
-            Rejection { status: 408, message: "the request body did not arrive in time".into() }
+            Rejection { status: 400, message: "cannot read the request body: timed out".into() }
         }
         outbound::ReadError::Failed(detail) => {
             Rejection { status: 400, message: format!("cannot read the request body: {detail}") }
