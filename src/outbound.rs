@@ -38,8 +38,14 @@ pub fn send(
     let _ = options.set_between_bytes_timeout(Some(nanos));
     let future = outgoing_handler::handle(outgoing, Some(options)).map_err(transport_error)?;
 
-    write_body(outgoing_body, &body)?;
-    let response = wait_for_response(&future, &deadline)?;
+    let written = write_body(outgoing_body, &body);
+    let response = match wait_for_response(&future, &deadline) {
+        Ok(response) => response,
+        // When a write fails, the response future usually holds the host's reason (e.g. a
+        // denied outbound host); the write error is the better report only after a timeout.
+        Err(TransportError::TimedOut) => return Err(written.err().unwrap_or(TransportError::TimedOut)),
+        Err(error) => return Err(error),
+    };
     drop(future);
     response_parts(response, &deadline)
 }

@@ -1,1 +1,17 @@
-//! Test support (being written).
+//! Test support for the `podgateway-client-provisioner` Spin component:
+//!
+//! - [`component`] builds the release `.wasm` once per test process;
+//! - [`manifest`] resolves `spin.toml` variables and outbound hosts as Spin does;
+//! - [`host`] runs the component like Spin (wasmtime + wasi-http + `fermyon:spin/variables`);
+//! - [`fake_kube`] is a stateful fake kube-apiserver for pods;
+//! - [`http_client`] is a minimal HTTP/1.1 client for tests.
+
+pub mod component;
+pub mod fake_kube;
+pub mod host;
+pub mod http_client;
+pub mod manifest;
+
+pub use fake_kube::{Fault, FakeKube, RecordedRequest};
+pub use host::SpinHost;
+pub use manifest::SpinApp;

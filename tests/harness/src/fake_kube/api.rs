@@ -1,0 +1,225 @@
+//! The pod endpoints, checked in the apiserver's order: authentication, authorization,
+//! media type, body decoding, CreateOptions, namespace mismatch, admission (NamespaceLifecycle),
+//! validation, storage.
+
+use serde_json::{Value, json};
+
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::{Reply, Status, go_quote};
+use super::{NamespacePhase, Query, State, pod, validation};
+
+const ANONYMOUS: &str = "system:anonymous";
+
+pub(super) struct ApiRequest<'a> {
+    pub method: &'a http::Method,
+    pub path: &'a str,
+    pub query: &'a Query,
+    pub headers: &'a http::HeaderMap,
+    pub body: &'a [u8],
+}
+
+struct Route<'a> {
+    namespace: &'a str,
+    name: Option<&'a str>,
+}
+
+fn route(path: &str) -> Option<Route<'_>> {
+    let rest = path.strip_prefix("/api/v1/namespaces/")?;
+    match rest.split('/').collect::<Vec<_>>()[..] {
+        [ns, "pods"] if !ns.is_empty() => Some(Route { namespace: ns, name: None }),
+        [ns, "pods", name] if !ns.is_empty() && !name.is_empty() => Some(Route { namespace: ns, name: Some(name) }),
+        _ => None,
+    }
+}
+
+/// The RBAC verb of a request, if it is one the fake serves.
+pub(super) fn verb(method: &http::Method, path: &str) -> Option<&'static str> {
+    let route = route(path)?;
+    match (method.as_str(), route.name.is_some()) {
+        ("POST", false) => Some("create"),
+        ("GET", false) => Some("list"),
+        ("GET", true) => Some("get"),
+        ("DELETE", true) => Some("delete"),
+        _ => None,
+    }
+}
+
+pub(super) fn handle(state: &mut State, req: &ApiRequest) -> Reply {
+    dispatch(state, req).unwrap_or_else(|error| error)
+}
+
+fn dispatch(state: &mut State, req: &ApiRequest) -> Result<Reply, Reply> {
+    let user = authenticate(state, req.headers)?;
+    let route = route(req.path).ok_or_else(|| Status::path_not_found().reply())?;
+    let verb = verb(req.method, req.path).ok_or_else(|| Status::method_not_allowed().reply())?;
+    authorize(state, &user, verb, &route)?;
+    match verb {
+        "create" => Ok(create(state, route.namespace, req)),
+        "list" => list(state, route.namespace, req.query),
+        "get" => get(state, route.namespace, route.name.unwrap_or_default()),
+        _ => delete(state, route.namespace, route.name.unwrap_or_default(), req.query),
+    }
+}
+
+/// The bearer-token authenticator: a request without a (bearer) token is anonymous, one
+/// with an unknown token is rejected.
+fn authenticate(state: &State, headers: &http::HeaderMap) -> Result<String, Reply> {
+    let auth = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").trim();
+    let mut parts = auth.splitn(3, ' ');
+    match (parts.next(), parts.next()) {
+        (Some(scheme), Some(token)) if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() => {
+            state.tokens.get(token).cloned().ok_or_else(|| Status::unauthorized().reply())
+        }
+        _ => Ok(ANONYMOUS.to_owned()),
+    }
+}
+
+fn authorize(state: &State, user: &str, verb: &str, route: &Route) -> Result<(), Reply> {
+    let allowed = state.grants.iter().any(|g| {
+        g.user == user
+            && g.verbs.iter().any(|v| v == verb || v == "*")
+            && g.namespace.as_deref().is_none_or(|ns| ns == route.namespace)
+    });
+    if allowed {
+        return Ok(());
+    }
+    let why = format!(
+        "User {} cannot {verb} resource \"pods\" in API group \"\" in the namespace {}",
+        go_quote(user),
+        go_quote(route.namespace)
+    );
+    Err(Status::forbidden("pods", route.name.unwrap_or(""), &why).reply())
+}
+
+fn create(state: &mut State, namespace: &str, req: &ApiRequest) -> Reply {
+    let mut warnings = Vec::new();
+    let reply = create_pod(state, namespace, req, &mut warnings).unwrap_or_else(|error| error);
+    warnings.into_iter().fold(reply, |reply, w| reply.with_header("Warning", format!("299 - {}", go_quote(&w))))
+}
+
+fn create_pod(state: &mut State, namespace: &str, req: &ApiRequest, warnings: &mut Vec<String>) -> Result<Reply, Reply> {
+    if !is_json(req.headers) {
+        return Err(Status::unsupported_media_type().reply());
+    }
+    let decoded = pod::decode(req.body).map_err(|m| Status::bad_request(m).reply())?;
+    let dry_run = req.query.all("dryRun");
+    let field_manager = req.query.first("fieldManager").unwrap_or("");
+    let field_validation = req.query.first("fieldValidation").unwrap_or("");
+    let unknown: Vec<String> = decoded.unknown_fields.iter().map(|f| format!("unknown field {}", go_quote(f))).collect();
+    match field_validation {
+        "Strict" if !unknown.is_empty() => {
+            return Err(Status::bad_request(format!("strict decoding error: {}", unknown.join(", "))).reply());
+        }
+        "Ignore" => {}
+        _ => warnings.extend(unknown),
+    }
+    let errors = validation::create_options(&dry_run, field_manager, field_validation);
+    if !errors.is_empty() {
+        return Err(Status::invalid("meta.k8s.io", "CreateOptions", "", &errors).reply());
+    }
+
+    let mut pod = decoded.pod;
+    let meta = pod::object_at(&mut pod, "metadata");
+    match meta.get("namespace").and_then(Value::as_str) {
+        Some(ns) if !ns.is_empty() && ns != namespace => {
+            return Err(Status::bad_request("the namespace of the provided object does not match the namespace sent on the request").reply());
+        }
+        _ => meta.insert("namespace".into(), json!(namespace)),
+    };
+    let mut name = meta.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+
+    match state.namespaces.get(namespace) {
+        None => return Err(Status::not_found("namespaces", namespace).reply()),
+        Some(NamespacePhase::Terminating) => {
+            let shown = if name.is_empty() { "Unknown" } else { name.as_str() };
+            return Err(Status::namespace_terminating(shown, namespace).reply());
+        }
+        Some(NamespacePhase::Active) => {}
+    }
+
+    let prefix = meta.get("generateName").and_then(Value::as_str).unwrap_or("");
+    if name.is_empty() && !prefix.is_empty() {
+        name = format!("{prefix}{}", pod::random_suffix());
+        meta.insert("name".into(), json!(name));
+    }
+    pod::apply_scheme_defaults(&mut pod);
+    let errors = validation::pod(&pod);
+    if !errors.is_empty() {
+        return Err(Status::invalid("", "Pod", &name, &errors).reply());
+    }
+    if state.pods.get(namespace).is_some_and(|pods| pods.contains_key(&name)) {
+        return Err(Status::already_exists("pods", &name).reply());
+    }
+
+    let manager = if field_manager.is_empty() { user_agent_prefix(req.headers) } else { field_manager.to_owned() };
+    let dry = !dry_run.is_empty();
+    let resource_version = (!dry).then(|| state.next_resource_version());
+    pod::finish_create(&mut pod, &manager, resource_version);
+    if !dry {
+        state.pods.entry(namespace.to_owned()).or_default().insert(name, pod.clone());
+    }
+    Ok(Reply::json(201, &pod))
+}
+
+/// An absent Content-Type means JSON, as in the apiserver's negotiation.
+fn is_json(headers: &http::HeaderMap) -> bool {
+    let content_type = headers.get(http::header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("invalid"));
+    let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    media.is_empty() || media == "application/json"
+}
+
+/// The field manager of a request without `fieldManager`: the User-Agent up to its first `/`.
+fn user_agent_prefix(headers: &http::HeaderMap) -> String {
+    let agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    agent.split('/').next().unwrap_or("").to_owned()
+}
+
+fn get(state: &State, namespace: &str, name: &str) -> Result<Reply, Reply> {
+    state
+        .pods
+        .get(namespace)
+        .and_then(|pods| pods.get(name))
+        .map(|pod| Reply::json(200, pod))
+        .ok_or_else(|| Status::not_found("pods", name).reply())
+}
+
+fn list(state: &State, namespace: &str, query: &Query) -> Result<Reply, Reply> {
+    let bad = |m: String| Status::bad_request(m).reply();
+    let labels = LabelSelector::parse(query.first("labelSelector").unwrap_or("")).map_err(bad)?;
+    let fields = FieldSelector::parse(query.first("fieldSelector").unwrap_or("")).map_err(bad)?;
+    let items: Vec<Value> = state
+        .pods
+        .get(namespace)
+        .into_iter()
+        .flat_map(|pods| pods.values())
+        .filter(|pod| labels.matches(pod) && fields.matches(pod))
+        .map(|pod| {
+            let mut item = pod.clone();
+            if let Some(m) = item.as_object_mut() {
+                m.remove("apiVersion");
+                m.remove("kind");
+            }
+            item
+        })
+        .collect();
+    Ok(Reply::json(
+        200,
+        &json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": state.resource_version.to_string()}, "items": items}),
+    ))
+}
+
+/// Pods are never scheduled here, so DELETE removes them at once and answers with the Pod.
+fn delete(state: &mut State, namespace: &str, name: &str, query: &Query) -> Result<Reply, Reply> {
+    let dry_run = query.all("dryRun");
+    let errors = validation::dry_run_errors(&dry_run);
+    if !errors.is_empty() {
+        return Err(Status::invalid("meta.k8s.io", "DeleteOptions", "", &errors).reply());
+    }
+    let pods = state.pods.get_mut(namespace);
+    let pod = match pods {
+        Some(pods) if dry_run.is_empty() => pods.remove(name),
+        Some(pods) => pods.get(name).cloned(),
+        None => None,
+    };
+    pod.map(|pod| Reply::json(200, &pod)).ok_or_else(|| Status::not_found("pods", name).reply())
+}
