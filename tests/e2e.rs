@@ -536,3 +536,27 @@ fn an_api_url_outside_the_allowed_hosts_is_reported_cleanly() {
     );
     assert!(world.kube.requests().is_empty());
 }
+
+#[test]
+fn the_component_imports_only_wasi_and_spin_variables() {
+    let wasm = std::fs::read(component::release_component().expect("the component builds")).unwrap();
+    // Only the outer component's imports: nested components (the export adapters) have
+    // imports of their own that the host never sees.
+    let mut imports = Vec::new();
+    let mut depth = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(&wasm) {
+        match payload.expect("a valid component") {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ComponentImportSection(section) if depth == 1 => {
+                imports.extend(
+                    section.into_iter().map(|import| import.expect("an import").name.name.to_owned()),
+                );
+            }
+            _ => {}
+        }
+    }
+    let not_wasi: Vec<_> = imports.iter().filter(|name| !name.starts_with("wasi:")).collect();
+    assert_eq!(not_wasi, ["fermyon:spin/variables@2.0.0"], "all imports: {imports:?}");
+    assert!(imports.iter().any(|name| name.starts_with("wasi:http/outgoing-handler@0.2.")), "{imports:?}");
+}
