@@ -30,6 +30,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use podgateway_client_provisioner::config::Config;
+use podgateway_client_provisioner::names::is_dns1123_label;
+
 /// The verbs the component uses on core `pods` (`POST .../pods` and, after a 409,
 /// `GET .../pods/{name}`), as the code declares them: deploy/rbac.yaml must grant exactly
 /// these. When the code starts to list or delete pods, it adds the verb there and this test
@@ -586,14 +589,6 @@ fn iso8601_seconds(duration: &str) -> Option<f64> {
     Some(total)
 }
 
-fn is_dns1123_label(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 63
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-')
-}
-
 // ---------------------------------------------------------------------------------------
 // The rules. Each returns the problems it finds; an empty list means the rule holds.
 // ---------------------------------------------------------------------------------------
@@ -812,39 +807,21 @@ fn check_variables(m: &Manifests) -> Vec<String> {
     problems
 }
 
-/// The values of the component's ConfigMap are ones the component accepts.
+/// The values of the component's ConfigMap are ones the component accepts: they go through
+/// the component's own configuration loader (the token comes from a Secret, not from here).
 fn check_config_values(m: &Manifests) -> Vec<String> {
     let mut problems = Vec::new();
     let Some((doc, config)) = m.component_config(&mut problems) else { return problems };
-    let get = |key: &str| config.get(key).map(String::as_str).unwrap_or("").trim();
-    let mut bad = |key: &str, why: &str| problems.push(format!("{}: {key}: {why}", doc.describe()));
-    if url_host(get("k8s_api_url")).is_none() || !get("k8s_api_url").starts_with("https://") {
-        bad("k8s_api_url", "must be an https:// URL");
-    }
-    if !is_dns1123_label(get("client_namespace")) {
-        bad("client_namespace", "must be a namespace name");
-    }
-    if !is_dns1123_label(get("client_name_prefix")) {
-        bad("client_name_prefix", "must be a DNS-1123 label");
-    }
-    if get("client_image").is_empty() {
-        bad("client_image", "must not be empty");
-    }
-    if serde_json::from_str::<Vec<String>>(get("client_command")).is_err() {
-        bad("client_command", "must be a JSON array of strings");
-    }
-    if get("gateway_annotation").is_empty() {
-        bad("gateway_annotation", "must not be empty");
-    }
-    if !matches!(get("k8s_timeout_seconds").parse::<u64>(), Ok(1..=3600)) {
-        bad("k8s_timeout_seconds", "must be whole seconds from 1 to 3600");
-    }
-    let deadline = get("client_active_deadline_seconds");
-    if !deadline.is_empty() && !matches!(deadline.parse::<i64>(), Ok(s) if s > 0) {
-        bad("client_active_deadline_seconds", "must be empty or a positive number of seconds");
-    }
-    if !matches!(get("dry_run"), "true" | "false") {
-        bad("dry_run", "must be true or false");
+    let loaded = Config::load(|name| match name {
+        "k8s_token" => Ok("token-from-the-secret".into()),
+        _ => config.get(name).cloned().ok_or_else(|| format!("no key {name} in the ConfigMap")),
+    });
+    match loaded {
+        Err(error) => problems.push(format!("{}: {error}", doc.describe())),
+        Ok(_) if !config.get("k8s_api_url").is_some_and(|url| url.trim().starts_with("https://")) => {
+            problems.push(format!("{}: k8s_api_url: must be an https:// URL in the cluster", doc.describe()));
+        }
+        Ok(_) => {}
     }
     problems
 }
