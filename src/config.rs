@@ -31,8 +31,8 @@ pub struct Config {
     pub dry_run: bool,
 }
 
-/// Where the Kubernetes API is: `scheme://authority` plus an optional path prefix (an API
-/// behind a proxy), without a trailing slash.
+/// Where the Kubernetes API is: `scheme://authority`, without a trailing slash. No path:
+/// the same value is the component's `allowed_outbound_hosts` entry, where Spin refuses one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiEndpoint {
     base: String,
@@ -50,8 +50,11 @@ impl ApiEndpoint {
         if uri.host().is_none_or(str::is_empty) {
             return Err(format!("`{raw}` has no host"));
         }
-        if uri.query().is_some() {
-            return Err(format!("`{raw}` must not have a query string"));
+        if uri.query().is_some() || !matches!(uri.path(), "" | "/") {
+            return Err(format!(
+                "`{raw}` must be scheme://host[:port] only, with no path or query \
+                 (it is also the component's allowed_outbound_hosts entry)"
+            ));
         }
         Ok(Self { base: raw.trim_end_matches('/').to_owned() })
     }
@@ -327,15 +330,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn api_url_keeps_a_path_prefix() {
-        let config = load_with(&[("k8s_api_url", "https://rancher.example/k8s/clusters/c-1/")]).unwrap();
-        assert_eq!(
-            config.api.url("/api/v1/namespaces"),
-            "https://rancher.example/k8s/clusters/c-1/api/v1/namespaces"
-        );
-    }
-
-    #[test]
     fn an_empty_command_means_the_image_entrypoint() {
         assert!(load_with(&[("client_command", "[]")]).unwrap().client_command.is_empty());
     }
@@ -346,7 +340,8 @@ pub(crate) mod tests {
             ("k8s_api_url", "not a url", "is not a URL"),
             ("k8s_api_url", "kubernetes.default.svc", "must start with http:// or https://"),
             ("k8s_api_url", "ftp://host", "must start with http:// or https://"),
-            ("k8s_api_url", "https://host/?x=1", "must not have a query string"),
+            ("k8s_api_url", "https://host/?x=1", "must be scheme://host[:port] only"),
+            ("k8s_api_url", "https://rancher.example/k8s/clusters/c-1", "must be scheme://host[:port] only"),
             ("k8s_token", "two words", "cannot be sent in an HTTP header"),
             ("client_namespace", "Default", "is not a namespace name"),
             ("client_image", "", "is not an image reference"),

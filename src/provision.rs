@@ -128,50 +128,60 @@ pub struct Provisioning {
 /// Creates the pod. A 409 means an earlier delivery may have created it: the existing pod
 /// counts as done only when it carries this event's source and id.
 pub fn provision(config: &Config, request: &ClientRequest, api: &mut impl KubeApi) -> Provisioning {
+    let mut api_statuses = Vec::new();
+    let outcome = create_or_find(config, request, api, &mut api_statuses).unwrap_or_else(|outcome| outcome);
+    Provisioning { outcome, api_statuses }
+}
+
+/// Both sides are outcomes: `Err` ends the attempt early, so that `?` reads as "stop here".
+fn create_or_find(
+    config: &Config,
+    request: &ClientRequest,
+    api: &mut impl KubeApi,
+    statuses: &mut Vec<u16>,
+) -> Result<Outcome, Outcome> {
+    let failed = |message| Outcome::Failed { message };
     let pod = client_pod(config, request);
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let namespace = &config.client_namespace;
-    let mut api_statuses = Vec::new();
-    let outcome = (|| {
-        let create = kube::create_pod(config, &pod).map_err(|message| Outcome::Failed { message })?;
-        let created = send(api, create, config, &mut api_statuses)?;
-        if created.status().is_success() {
-            return Ok(Outcome::Done { pod_name: name.clone() });
-        }
-        if created.status() != http::StatusCode::CONFLICT {
-            return Err(api_failure(&ApiError::from_response(&created), &format!("create pod {namespace}/{name}")));
-        }
-        let get = kube::get_pod(config, &name).map_err(|message| Outcome::Failed { message })?;
-        let existing = send(api, get, config, &mut api_statuses)?;
-        if existing.status() == http::StatusCode::NOT_FOUND {
-            return Err(Outcome::Retry {
-                message: format!("pod {namespace}/{name} already existed but was gone when read; it will be created on redelivery"),
-                retry_after: None,
-            });
-        }
-        if !existing.status().is_success() {
-            return Err(api_failure(&ApiError::from_response(&existing), &format!("read existing pod {namespace}/{name}")));
-        }
-        let annotations = kube::pod_annotations(existing.body()).map_err(|message| Outcome::Retry { message, retry_after: None })?;
-        let made_for = |key: &str| annotations.get(key).map(String::as_str);
-        if made_for(EVENT_SOURCE_ANNOTATION) == Some(&request.event.source)
-            && made_for(EVENT_ID_ANNOTATION) == Some(&request.event.id)
-        {
-            Ok(Outcome::Done { pod_name: name.clone() })
-        } else {
-            Err(Outcome::Failed {
-                message: format!(
-                    "pod {namespace}/{name} already exists and was not created for this event \
-                     (its {EVENT_SOURCE_ANNOTATION} / {EVENT_ID_ANNOTATION} annotations are {:?} / {:?}); \
-                     delete it or change client_name_prefix",
-                    made_for(EVENT_SOURCE_ANNOTATION).unwrap_or(""),
-                    made_for(EVENT_ID_ANNOTATION).unwrap_or(""),
-                ),
-            })
-        }
-    })()
-    .unwrap_or_else(|outcome| outcome);
-    Provisioning { outcome, api_statuses }
+    let pod_ref = format!("{}/{name}", config.client_namespace);
+
+    let created = send(api, kube::create_pod(config, &pod).map_err(failed)?, config, statuses)?;
+    if created.status().is_success() {
+        return Ok(Outcome::Done { pod_name: name });
+    }
+    if created.status() != http::StatusCode::CONFLICT {
+        return Err(api_failure(&ApiError::from_response(&created), &format!("create pod {pod_ref}")));
+    }
+
+    let existing = send(api, kube::get_pod(config, &name).map_err(failed)?, config, statuses)?;
+    if existing.status() == http::StatusCode::NOT_FOUND {
+        return Err(Outcome::Retry {
+            message: format!(
+                "pod {pod_ref} already existed but was gone when read; redelivery will create it"
+            ),
+            retry_after: None,
+        });
+    }
+    if !existing.status().is_success() {
+        return Err(api_failure(
+            &ApiError::from_response(&existing),
+            &format!("read existing pod {pod_ref}"),
+        ));
+    }
+    let annotations = kube::pod_annotations(existing.body())
+        .map_err(|message| Outcome::Retry { message, retry_after: None })?;
+    let made_for = |key: &str| annotations.get(key).map(String::as_str);
+    if made_for(EVENT_SOURCE_ANNOTATION) == Some(&request.event.source)
+        && made_for(EVENT_ID_ANNOTATION) == Some(&request.event.id)
+    {
+        return Ok(Outcome::Done { pod_name: name });
+    }
+    Err(failed(format!(
+        "pod {pod_ref} already exists and was not created for this event (its {EVENT_SOURCE_ANNOTATION} / \
+         {EVENT_ID_ANNOTATION} annotations are {:?} / {:?}); delete it or change client_name_prefix",
+        made_for(EVENT_SOURCE_ANNOTATION).unwrap_or(""),
+        made_for(EVENT_ID_ANNOTATION).unwrap_or(""),
+    )))
 }
 
 fn send(

@@ -6,8 +6,8 @@ use spin_sdk::http::{IncomingRequest, Method as SpinMethod, Response};
 use spin_sdk::http_component;
 
 use crate::event::{MAX_BODY_BYTES, Rejection};
-use crate::outbound;
 use crate::kube::{KubeApi, TransportError};
+use crate::outbound;
 use crate::service::{self, Host, Incoming};
 
 #[http_component]
