@@ -238,7 +238,7 @@ fn api_failure(error: &ApiError, action: &str) -> Outcome {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::tests::load_with;
     use serde_json::{Value, json};
@@ -370,13 +370,13 @@ mod tests {
     }
 
     /// Answers from a script and records what was sent.
-    struct ScriptedApi {
+    pub(crate) struct ScriptedApi {
         answers: VecDeque<Result<http::Response<Vec<u8>>, TransportError>>,
-        sent: Vec<http::Request<Vec<u8>>>,
+        pub(crate) sent: Vec<http::Request<Vec<u8>>>,
     }
 
     impl ScriptedApi {
-        fn new(answers: Vec<Result<http::Response<Vec<u8>>, TransportError>>) -> Self {
+        pub(crate) fn new(answers: Vec<Result<http::Response<Vec<u8>>, TransportError>>) -> Self {
             ScriptedApi { answers: answers.into(), sent: Vec::new() }
         }
     }

@@ -174,19 +174,19 @@ mod tests {
     use super::*;
     use crate::config::tests::spin_defaults;
     use crate::kube::TransportError;
+    use crate::provision::tests::ScriptedApi;
     use http::HeaderValue;
     use serde_json::Value;
-    use std::collections::{HashMap, VecDeque};
+    use std::collections::HashMap;
 
     struct FakeHost {
         variables: HashMap<&'static str, String>,
-        answers: VecDeque<Result<http::Response<Vec<u8>>, TransportError>>,
-        sent: Vec<http::Request<Vec<u8>>>,
+        api: ScriptedApi,
     }
 
     impl FakeHost {
         fn new(answers: Vec<Result<http::Response<Vec<u8>>, TransportError>>) -> Self {
-            FakeHost { variables: spin_defaults(), answers: answers.into(), sent: Vec::new() }
+            FakeHost { variables: spin_defaults(), api: ScriptedApi::new(answers) }
         }
     }
 
@@ -194,10 +194,9 @@ mod tests {
         fn send(
             &mut self,
             request: http::Request<Vec<u8>>,
-            _timeout: std::time::Duration,
+            timeout: std::time::Duration,
         ) -> Result<http::Response<Vec<u8>>, TransportError> {
-            self.sent.push(request);
-            self.answers.pop_front().expect("an unexpected API call")
+            self.api.send(request, timeout)
         }
     }
 
@@ -270,7 +269,7 @@ mod tests {
                 message: Some(DONE_MESSAGE.into()),
             }
         );
-        assert_eq!(host.sent.len(), 1);
+        assert_eq!(host.api.sent.len(), 1);
     }
 
     #[test]
@@ -280,7 +279,7 @@ mod tests {
         let (answer, _) = post(&mut host, &pending(), r#"{"gateway_name":"foo"}"#);
         let data: Value = serde_json::from_slice(&answer.body).unwrap();
         assert_eq!(data["message"], DRY_RUN_MESSAGE);
-        assert!(host.sent[0].uri().query().unwrap().contains("dryRun=All"));
+        assert!(host.api.sent[0].uri().query().unwrap().contains("dryRun=All"));
     }
 
     #[test]
@@ -296,13 +295,13 @@ mod tests {
         assert_eq!(data["request_source"], "urn:test");
         assert!(data["message"].as_str().unwrap().contains("is not a valid gateway name"));
         assert_eq!(log.outcome, "failed");
-        assert!(host.sent.is_empty());
+        assert!(host.api.sent.is_empty());
 
         let (answer, _) = post(&mut host, &pending(), "not json");
         let data: Value = serde_json::from_slice(&answer.body).unwrap();
         assert_eq!(data["gateway_name"], Value::Null);
         assert!(data["message"].as_str().unwrap().starts_with("data is not valid JSON"));
-        assert!(host.sent.is_empty());
+        assert!(host.api.sent.is_empty());
     }
 
     #[test]
@@ -324,7 +323,7 @@ mod tests {
         let (answer, log) = post(&mut host, &headers, "{}");
         assert_eq!(answer, HttpAnswer { status: 204, headers: vec![], body: vec![] });
         assert_eq!(log.outcome, "ignored");
-        assert!(host.sent.is_empty());
+        assert!(host.api.sent.is_empty());
     }
 
     #[test]
@@ -336,7 +335,7 @@ mod tests {
         let body: Value = serde_json::from_slice(&answer.body).unwrap();
         assert!(body["error"].as_str().unwrap().starts_with("Spin variable `client_command`: "), "{body}");
         assert_eq!((log.outcome, log.status), ("config_error", 500));
-        assert!(host.sent.is_empty());
+        assert!(host.api.sent.is_empty());
     }
 
     #[test]
