@@ -19,7 +19,14 @@ fn pod(name: &str) -> Value {
     })
 }
 
-fn call(kube: &FakeKube, method: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: &[u8]) -> Response {
+fn call(
+    kube: &FakeKube,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let auth = token.map(|t| format!("Bearer {t}"));
     let mut all: Vec<(&str, &str)> = headers.to_vec();
     if let Some(auth) = &auth {
@@ -60,7 +67,10 @@ fn assert_status(resp: &Response, expected: Value) {
 fn invalid_pod(name: &str, causes: &[(&str, &str, &str)]) -> Value {
     let messages: Vec<String> = causes.iter().map(|(_, field, msg)| format!("{field}: {msg}")).collect();
     let joined = if messages.len() == 1 { messages[0].clone() } else { format!("[{}]", messages.join(", ")) };
-    let causes: Vec<Value> = causes.iter().map(|(reason, field, msg)| json!({"reason": reason, "message": msg, "field": field})).collect();
+    let causes: Vec<Value> = causes
+        .iter()
+        .map(|(reason, field, msg)| json!({"reason": reason, "message": msg, "field": field}))
+        .collect();
     let mut details = json!({"kind": "Pod", "causes": causes});
     if !name.is_empty() {
         details["name"] = json!(name);
@@ -104,7 +114,11 @@ fn create_answers_201_with_the_defaulted_pod_and_stores_it() {
 #[test]
 fn image_pull_policy_follows_the_image_tag() {
     let kube = FakeKube::start();
-    for (name, image, policy) in [("a", "alpine/curl:8.5.0", "IfNotPresent"), ("b", "alpine/curl:latest", "Always"), ("c", "curl@sha256:0123", "IfNotPresent")] {
+    for (name, image, policy) in [
+        ("a", "alpine/curl:8.5.0", "IfNotPresent"),
+        ("b", "alpine/curl:latest", "Always"),
+        ("c", "curl@sha256:0123", "IfNotPresent"),
+    ] {
         let mut p = pod(name);
         p["spec"]["containers"][0]["image"] = json!(image);
         let resp = create(&kube, "default", "", &p);
@@ -155,7 +169,14 @@ fn missing_content_type_means_json_and_other_types_get_415() {
     let body = serde_json::to_vec(&pod("p1")).unwrap();
     let resp = call(&kube, "POST", "/api/v1/namespaces/default/pods", Some(FakeKube::TOKEN), &[], &body);
     assert_eq!(resp.status, 201, "{}", resp.text());
-    let resp = call(&kube, "POST", "/api/v1/namespaces/default/pods", Some(FakeKube::TOKEN), &[("content-type", "text/plain")], &body);
+    let resp = call(
+        &kube,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some(FakeKube::TOKEN),
+        &[("content-type", "text/plain")],
+        &body,
+    );
     assert_status(
         &resp,
         status(
@@ -183,7 +204,14 @@ fn no_token_is_system_anonymous_and_gets_403() {
     let expected = status(403, "Forbidden", message, Some(json!({"kind": "pods"})));
     assert_status(&create_as(&kube, None, "default", "", b"{}"), expected.clone());
     // A non-bearer Authorization header is not a token either.
-    let resp = call(&kube, "POST", "/api/v1/namespaces/default/pods", None, &[("authorization", "Basic dXNlcjpwYXNz")], b"{}");
+    let resp = call(
+        &kube,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        None,
+        &[("authorization", "Basic dXNlcjpwYXNz")],
+        b"{}",
+    );
     assert_status(&resp, expected);
 }
 
@@ -193,7 +221,9 @@ fn permissions_are_per_user_verb_and_namespace() {
     kube.add_namespace("clients");
     kube.add_token("narrow", "system:serviceaccount:ns:sa");
     kube.grant("system:serviceaccount:ns:sa", &["create"], Some("clients"));
-    let narrow = |method: &str, path: &str, body: &[u8]| call(&kube, method, path, Some("narrow"), &[("content-type", "application/json")], body);
+    let narrow = |method: &str, path: &str, body: &[u8]| {
+        call(&kube, method, path, Some("narrow"), &[("content-type", "application/json")], body)
+    };
     let body = serde_json::to_vec(&pod("p1")).unwrap();
 
     assert_eq!(narrow("POST", "/api/v1/namespaces/clients/pods", &body).status, 201);
@@ -208,13 +238,25 @@ fn permissions_are_per_user_verb_and_namespace() {
         );
         status(403, "Forbidden", &message, Some(details))
     };
-    assert_status(&narrow("POST", "/api/v1/namespaces/default/pods", &body), denied("create", "default", None));
-    assert_status(&narrow("GET", "/api/v1/namespaces/clients/pods/p1", b""), denied("get", "clients", Some("p1")));
+    assert_status(
+        &narrow("POST", "/api/v1/namespaces/default/pods", &body),
+        denied("create", "default", None),
+    );
+    assert_status(
+        &narrow("GET", "/api/v1/namespaces/clients/pods/p1", b""),
+        denied("get", "clients", Some("p1")),
+    );
     assert_status(&narrow("GET", "/api/v1/namespaces/clients/pods", b""), denied("list", "clients", None));
-    assert_status(&narrow("DELETE", "/api/v1/namespaces/clients/pods/p1", b""), denied("delete", "clients", Some("p1")));
+    assert_status(
+        &narrow("DELETE", "/api/v1/namespaces/clients/pods/p1", b""),
+        denied("delete", "clients", Some("p1")),
+    );
 
     kube.revoke("system:serviceaccount:ns:sa");
-    assert_status(&narrow("POST", "/api/v1/namespaces/clients/pods", &body), denied("create", "clients", None));
+    assert_status(
+        &narrow("POST", "/api/v1/namespaces/clients/pods", &body),
+        denied("create", "clients", None),
+    );
 }
 
 // ---- namespaces (admission) ----
@@ -223,7 +265,15 @@ fn permissions_are_per_user_verb_and_namespace() {
 fn a_missing_namespace_is_404() {
     let kube = FakeKube::start();
     let resp = create(&kube, "nope", "", &pod("p1"));
-    assert_status(&resp, status(404, "NotFound", r#"namespaces "nope" not found"#, Some(json!({"name": "nope", "kind": "namespaces"}))));
+    assert_status(
+        &resp,
+        status(
+            404,
+            "NotFound",
+            r#"namespaces "nope" not found"#,
+            Some(json!({"name": "nope", "kind": "namespaces"})),
+        ),
+    );
 }
 
 #[test]
@@ -251,7 +301,9 @@ fn a_terminating_namespace_is_403() {
 // ---- body decoding (400) ----
 
 fn unrecognized(why: &str, summary: &str) -> Value {
-    let message = format!("the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: {why} ({summary})");
+    let message = format!(
+        "the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: {why} ({summary})"
+    );
     status(400, "BadRequest", &message, None)
 }
 
@@ -274,7 +326,12 @@ fn another_kind_or_version_is_400() {
     service["kind"] = json!("Service");
     assert_status(
         &create(&kube, "default", "", &service),
-        status(400, "BadRequest", r#"Service in version "v1" cannot be handled as a Pod: converting (v1.Service) to (core.Pod): unknown conversion"#, None),
+        status(
+            400,
+            "BadRequest",
+            r#"Service in version "v1" cannot be handled as a Pod: converting (v1.Service) to (core.Pod): unknown conversion"#,
+            None,
+        ),
     );
     let mut apps = pod("p1");
     apps["apiVersion"] = json!("apps/v1");
@@ -312,7 +369,12 @@ fn a_namespace_that_differs_from_the_url_is_400() {
     p["metadata"]["namespace"] = json!("other");
     assert_status(
         &create(&kube, "default", "", &p),
-        status(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request", None),
+        status(
+            400,
+            "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request",
+            None,
+        ),
     );
 }
 
@@ -324,9 +386,20 @@ fn unknown_fields_warn_by_default_and_fail_when_strict() {
     let resp = create(&kube, "default", "", &p);
     assert_eq!(resp.status, 201);
     assert_eq!(resp.header("warning"), Some(r#"299 - "unknown field \"spec.containers[0].imagePolicy\"""#));
-    assert_eq!(kube.requests().last().unwrap().warnings, [r#"299 - "unknown field \"spec.containers[0].imagePolicy\"""#]);
+    assert_eq!(
+        kube.requests().last().unwrap().warnings,
+        [r#"299 - "unknown field \"spec.containers[0].imagePolicy\"""#]
+    );
     let resp = create(&kube, "default", "?fieldValidation=Strict", &p);
-    assert_status(&resp, status(400, "BadRequest", r#"strict decoding error: unknown field "spec.containers[0].imagePolicy""#, None));
+    assert_status(
+        &resp,
+        status(
+            400,
+            "BadRequest",
+            r#"strict decoding error: unknown field "spec.containers[0].imagePolicy""#,
+            None,
+        ),
+    );
     let resp = create(&kube, "default", "?fieldValidation=Ignore", &pod("p2"));
     assert_eq!((resp.status, resp.header("warning")), (201, None));
 }
@@ -336,7 +409,10 @@ fn unknown_fields_warn_by_default_and_fail_when_strict() {
 fn invalid_options(causes: &[(&str, &str, &str)]) -> Value {
     let messages: Vec<String> = causes.iter().map(|(_, field, msg)| format!("{field}: {msg}")).collect();
     let joined = if messages.len() == 1 { messages[0].clone() } else { format!("[{}]", messages.join(", ")) };
-    let causes: Vec<Value> = causes.iter().map(|(reason, field, msg)| json!({"reason": reason, "message": msg, "field": field})).collect();
+    let causes: Vec<Value> = causes
+        .iter()
+        .map(|(reason, field, msg)| json!({"reason": reason, "message": msg, "field": field}))
+        .collect();
     status(
         422,
         "Invalid",
@@ -349,7 +425,14 @@ fn invalid_options(causes: &[(&str, &str, &str)]) -> Value {
 fn dry_run_accepts_only_all() {
     let kube = FakeKube::start();
     let resp = create(&kube, "default", "?dryRun=true", &pod("p1"));
-    assert_status(&resp, invalid_options(&[("FieldValueNotSupported", "dryRun", r#"Unsupported value: ["true"]: supported values: "All""#)]));
+    assert_status(
+        &resp,
+        invalid_options(&[(
+            "FieldValueNotSupported",
+            "dryRun",
+            r#"Unsupported value: ["true"]: supported values: "All""#,
+        )]),
+    );
 }
 
 #[test]
@@ -357,14 +440,21 @@ fn field_manager_must_be_short_and_printable() {
     let kube = FakeKube::start();
     let long = "m".repeat(129);
     let resp = create(&kube, "default", &format!("?fieldManager={long}"), &pod("p1"));
-    assert_status(&resp, invalid_options(&[("FieldValueTooLong", "fieldManager", "Too long: may not be more than 128 bytes")]));
+    assert_status(
+        &resp,
+        invalid_options(&[("FieldValueTooLong", "fieldManager", "Too long: may not be more than 128 bytes")]),
+    );
     assert_eq!(create(&kube, "default", &format!("?fieldManager={}", &long[..128]), &pod("p1")).status, 201);
 
     let resp = create(&kube, "default", "?fieldManager=a%01b&dryRun=Some", &pod("p2"));
     assert_status(
         &resp,
         invalid_options(&[
-            ("FieldValueInvalid", "fieldManager", r#"Invalid value: "a\x01b": invalid character U+0001 (at position 1)"#),
+            (
+                "FieldValueInvalid",
+                "fieldManager",
+                r#"Invalid value: "a\x01b": invalid character U+0001 (at position 1)"#,
+            ),
             ("FieldValueNotSupported", "dryRun", r#"Unsupported value: ["Some"]: supported values: "All""#),
         ]),
     );
@@ -376,7 +466,11 @@ fn field_validation_accepts_ignore_warn_strict() {
     let resp = create(&kube, "default", "?fieldValidation=Loud", &pod("p1"));
     assert_status(
         &resp,
-        invalid_options(&[("FieldValueNotSupported", "fieldValidation", r#"Unsupported value: "Loud": supported values: "Ignore", "Strict", "Warn""#)]),
+        invalid_options(&[(
+            "FieldValueNotSupported",
+            "fieldValidation",
+            r#"Unsupported value: "Loud": supported values: "Ignore", "Strict", "Warn""#,
+        )]),
     );
 }
 
@@ -425,9 +519,21 @@ fn labels_and_annotations_are_validated() {
         invalid_pod(
             "p1",
             &[
-                ("FieldValueInvalid", "metadata.labels", &format!(r#"Invalid value: "bad key": {NAME_PART_RULE}"#)),
-                ("FieldValueInvalid", "metadata.labels", &format!(r#"Invalid value: "-bad-value-": {LABEL_VALUE_RULE}"#)),
-                ("FieldValueInvalid", "metadata.annotations", r#"Invalid value: "/x": prefix part must be non-empty"#),
+                (
+                    "FieldValueInvalid",
+                    "metadata.labels",
+                    &format!(r#"Invalid value: "bad key": {NAME_PART_RULE}"#),
+                ),
+                (
+                    "FieldValueInvalid",
+                    "metadata.labels",
+                    &format!(r#"Invalid value: "-bad-value-": {LABEL_VALUE_RULE}"#),
+                ),
+                (
+                    "FieldValueInvalid",
+                    "metadata.annotations",
+                    r#"Invalid value: "/x": prefix part must be non-empty"#,
+                ),
             ],
         ),
     );
@@ -442,7 +548,13 @@ fn annotations_may_not_exceed_256_kib_in_total() {
     let mut p = pod("p2");
     p["metadata"]["annotations"] = json!({"a": "x".repeat(262_144)});
     let resp = create(&kube, "default", "", &p);
-    assert_status(&resp, invalid_pod("p2", &[("FieldValueTooLong", "metadata.annotations", "Too long: may not be more than 262144 bytes")]));
+    assert_status(
+        &resp,
+        invalid_pod(
+            "p2",
+            &[("FieldValueTooLong", "metadata.annotations", "Too long: may not be more than 262144 bytes")],
+        ),
+    );
 }
 
 #[test]
@@ -460,10 +572,18 @@ fn containers_are_validated() {
         invalid_pod(
             "p1",
             &[
-                ("FieldValueInvalid", "spec.containers[0].name", &format!(r#"Invalid value: "Client": {LABEL_RULE}"#)),
+                (
+                    "FieldValueInvalid",
+                    "spec.containers[0].name",
+                    &format!(r#"Invalid value: "Client": {LABEL_RULE}"#),
+                ),
                 ("FieldValueRequired", "spec.containers[1].image", "Required value"),
                 ("FieldValueDuplicate", "spec.containers[2].name", r#"Duplicate value: "c""#),
-                ("FieldValueInvalid", "spec.containers[2].image", r#"Invalid value: " alpine": must not have leading or trailing whitespace"#),
+                (
+                    "FieldValueInvalid",
+                    "spec.containers[2].image",
+                    r#"Invalid value: " alpine": must not have leading or trailing whitespace"#,
+                ),
             ],
         ),
     );
@@ -487,8 +607,16 @@ fn spec_policies_and_deadline_are_validated() {
                     "spec.containers[0].imagePullPolicy",
                     r#"Unsupported value: "Maybe": supported values: "Always", "IfNotPresent", "Never""#,
                 ),
-                ("FieldValueNotSupported", "spec.restartPolicy", r#"Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#),
-                ("FieldValueInvalid", "spec.activeDeadlineSeconds", "Invalid value: 0: must be between 1 and 2147483647, inclusive"),
+                (
+                    "FieldValueNotSupported",
+                    "spec.restartPolicy",
+                    r#"Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#,
+                ),
+                (
+                    "FieldValueInvalid",
+                    "spec.activeDeadlineSeconds",
+                    "Invalid value: 0: must be between 1 and 2147483647, inclusive",
+                ),
             ],
         ),
     );
@@ -501,7 +629,15 @@ fn an_existing_name_is_409_already_exists() {
     let kube = FakeKube::start();
     let foreign = kube.seed_pod("default", json!({"metadata": {"name": "p1", "labels": {"owner": "someone-else"}}, "spec": {"containers": [{"name": "x", "image": "nginx"}]}}));
     let resp = create(&kube, "default", "", &pod("p1"));
-    assert_status(&resp, status(409, "AlreadyExists", r#"pods "p1" already exists"#, Some(json!({"name": "p1", "kind": "pods"}))));
+    assert_status(
+        &resp,
+        status(
+            409,
+            "AlreadyExists",
+            r#"pods "p1" already exists"#,
+            Some(json!({"name": "p1", "kind": "pods"})),
+        ),
+    );
     assert_eq!(kube.pods("default"), std::slice::from_ref(&foreign), "the foreign pod is untouched");
     assert_eq!(get(&kube, "/api/v1/namespaces/default/pods/p1").json(), foreign);
 }
@@ -553,7 +689,10 @@ fn checks_run_in_the_apiservers_order() {
 fn get_of_a_missing_pod_is_404() {
     let kube = FakeKube::start();
     let resp = get(&kube, "/api/v1/namespaces/default/pods/p1");
-    assert_status(&resp, status(404, "NotFound", r#"pods "p1" not found"#, Some(json!({"name": "p1", "kind": "pods"}))));
+    assert_status(
+        &resp,
+        status(404, "NotFound", r#"pods "p1" not found"#, Some(json!({"name": "p1", "kind": "pods"}))),
+    );
 }
 
 #[test]
@@ -569,7 +708,12 @@ fn list_filters_by_label_and_field_selectors() {
         assert_eq!(resp.status, 200, "{}", resp.text());
         let list = resp.json();
         assert_eq!((list["kind"].as_str(), list["apiVersion"].as_str()), (Some("PodList"), Some("v1")));
-        list["items"].as_array().unwrap().iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_owned()).collect()
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect()
     };
     assert_eq!(names(""), ["a", "b", "c"]);
     assert_eq!(names("?labelSelector=app%3Dx"), ["a", "b"]);
@@ -591,14 +735,26 @@ fn list_filters_by_label_and_field_selectors() {
 fn delete_answers_with_the_pod_and_removes_it() {
     let kube = FakeKube::start();
     let created = create(&kube, "default", "", &pod("p1")).json();
-    let del = |query: &str| call(&kube, "DELETE", &format!("/api/v1/namespaces/default/pods/p1{query}"), Some(FakeKube::TOKEN), &[], b"");
+    let del = |query: &str| {
+        call(
+            &kube,
+            "DELETE",
+            &format!("/api/v1/namespaces/default/pods/p1{query}"),
+            Some(FakeKube::TOKEN),
+            &[],
+            b"",
+        )
+    };
     let resp = del("?dryRun=All");
     assert_eq!((resp.status, resp.json()), (200, created.clone()));
     assert_eq!(kube.pods("default").len(), 1, "dry run keeps it");
     let resp = del("");
     assert_eq!((resp.status, resp.json()), (200, created));
     assert!(kube.pods("default").is_empty());
-    assert_status(&del(""), status(404, "NotFound", r#"pods "p1" not found"#, Some(json!({"name": "p1", "kind": "pods"}))));
+    assert_status(
+        &del(""),
+        status(404, "NotFound", r#"pods "p1" not found"#, Some(json!({"name": "p1", "kind": "pods"}))),
+    );
 }
 
 #[test]
@@ -609,7 +765,15 @@ fn unknown_paths_are_404_and_other_methods_405() {
         status(404, "NotFound", "the server could not find the requested resource", Some(json!({}))),
     );
     let resp = call(&kube, "PUT", "/api/v1/namespaces/default/pods", Some(FakeKube::TOKEN), &[], b"{}");
-    assert_status(&resp, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", Some(json!({}))));
+    assert_status(
+        &resp,
+        status(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            Some(json!({})),
+        ),
+    );
 }
 
 // ---- fault injection ----
@@ -668,7 +832,12 @@ fn internal_error_service_unavailable_and_timeout() {
     assert_eq!(resp.header("retry-after"), None);
     assert_status(
         &resp,
-        status(504, "Timeout", "Timeout: request did not complete within requested timeout - context deadline exceeded", Some(json!({}))),
+        status(
+            504,
+            "Timeout",
+            "Timeout: request did not complete within requested timeout - context deadline exceeded",
+            Some(json!({})),
+        ),
     );
     assert!(kube.pods("default").is_empty(), "faulted requests store nothing");
 }

@@ -8,8 +8,11 @@ use podgateway_test_harness::{FakeKube, SpinApp, SpinHost, component};
 fn an_unknown_event_type_is_acknowledged_with_an_empty_204() {
     let wasm = component::release_component().expect("the component builds");
     let kube = FakeKube::start();
-    let app = SpinApp::from_manifest(concat!(env!("CARGO_MANIFEST_DIR"), "/spin.toml"), [("k8s_api_url", kube.url())])
-        .expect("spin.toml resolves");
+    let app = SpinApp::from_manifest(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/spin.toml"),
+        [("k8s_api_url", kube.url())],
+    )
+    .expect("spin.toml resolves");
     let host = SpinHost::start(&wasm, app).expect("the host starts");
 
     let resp = send_blocking(

@@ -25,7 +25,8 @@ impl Response {
 
     /// The body as JSON; panics (showing the body) if it is not.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -34,7 +35,12 @@ impl Response {
 }
 
 /// Sends one request to an `http://` URL.
-pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> anyhow::Result<Response> {
+pub async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> anyhow::Result<Response> {
     tokio::time::timeout(TIMEOUT, send_inner(method, url, headers, body.into()))
         .await
         .with_context(|| format!("{method} {url}: no answer within {TIMEOUT:?}"))?
@@ -42,20 +48,31 @@ pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: impl 
 
 /// [`send`] on a private runtime, for tests that are not `async` (must not be called from
 /// inside a tokio runtime).
-pub fn send_blocking(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> anyhow::Result<Response> {
+pub fn send_blocking(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> anyhow::Result<Response> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(send(method, url, headers, body))
 }
 
-async fn send_inner(method: &str, url: &str, headers: &[(&str, &str)], body: Bytes) -> anyhow::Result<Response> {
+async fn send_inner(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> anyhow::Result<Response> {
     let uri: http::Uri = url.parse().with_context(|| format!("invalid URL {url:?}"))?;
     if uri.scheme_str() != Some("http") {
         bail!("only http:// URLs are supported: {url}");
     }
     let authority = uri.authority().context("URL without host")?.clone();
-    let stream = tokio::net::TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(80))).await?;
+    let stream =
+        tokio::net::TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(80))).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     let conn = tokio::spawn(conn);
 

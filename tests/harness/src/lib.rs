@@ -12,6 +12,6 @@ pub mod host;
 pub mod http_client;
 pub mod manifest;
 
-pub use fake_kube::{Fault, FakeKube, RecordedRequest};
+pub use fake_kube::{FakeKube, Fault, RecordedRequest};
 pub use host::SpinHost;
 pub use manifest::SpinApp;

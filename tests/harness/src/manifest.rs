@@ -60,7 +60,8 @@ impl SpinApp {
         let mut variables = BTreeMap::new();
         for (key, template) in table(component, "variables")? {
             validate_key(key)?;
-            let template = template.as_str().with_context(|| format!("component variable {key:?} must be a string"))?;
+            let template =
+                template.as_str().with_context(|| format!("component variable {key:?} must be a string"))?;
             variables.insert(key.clone(), render(template, &app_vars)?);
         }
 
@@ -74,7 +75,12 @@ impl SpinApp {
         }
         AllowedHosts::parse(&allowed_outbound_hosts).context("invalid allowed_outbound_hosts")?;
 
-        Ok(Self { route: http_route(&manifest, &component_id)?, component_id, variables, allowed_outbound_hosts })
+        Ok(Self {
+            route: http_route(&manifest, &component_id)?,
+            component_id,
+            variables,
+            allowed_outbound_hosts,
+        })
     }
 }
 
@@ -95,11 +101,15 @@ fn resolve_app_variables<K: AsRef<str>, V: Into<String>>(
     for (name, decl) in declared {
         validate_key(name)?;
         let decl = decl.as_table().with_context(|| format!("variable {name:?} must be a table"))?;
-        if let Some(unknown) = decl.keys().find(|k| !["default", "required", "secret", "description"].contains(&k.as_str())) {
+        if let Some(unknown) =
+            decl.keys().find(|k| !["default", "required", "secret", "description"].contains(&k.as_str()))
+        {
             bail!("variable {name:?}: unknown field `{unknown}`");
         }
-        let required = decl.get("required").map(|v| v.as_bool().context("`required` must be a boolean")).transpose()?;
-        let default = decl.get("default").map(|v| v.as_str().context("`default` must be a string")).transpose()?;
+        let required =
+            decl.get("required").map(|v| v.as_bool().context("`required` must be a boolean")).transpose()?;
+        let default =
+            decl.get("default").map(|v| v.as_str().context("`default` must be a string")).transpose()?;
         match (required.unwrap_or(false), default) {
             (false, Some(default)) => defaults.insert(name.clone(), Some(default.to_owned())),
             (true, None) => defaults.insert(name.clone(), None),
@@ -108,7 +118,8 @@ fn resolve_app_variables<K: AsRef<str>, V: Into<String>>(
     }
     for (name, value) in overrides {
         let name = name.as_ref();
-        let key = name.strip_prefix("SPIN_VARIABLE_").map_or_else(|| name.to_owned(), str::to_ascii_lowercase);
+        let key =
+            name.strip_prefix("SPIN_VARIABLE_").map_or_else(|| name.to_owned(), str::to_ascii_lowercase);
         let slot = defaults
             .get_mut(&key)
             .with_context(|| format!("variable {key:?} is overridden but not declared in [variables]"))?;
@@ -129,9 +140,14 @@ fn render(template: &str, vars: &BTreeMap<String, String>) -> anyhow::Result<Str
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
-        let (expr, after) = rest[start + 2..].split_once("}}").context("invalid variable template: unmatched '{{' in template")?;
+        let (expr, after) = rest[start + 2..]
+            .split_once("}}")
+            .context("invalid variable template: unmatched '{{' in template")?;
         let name = expr.trim();
-        out.push_str(vars.get(name).with_context(|| format!("invalid variable template: unknown variable {name:?}"))?);
+        out.push_str(
+            vars.get(name)
+                .with_context(|| format!("invalid variable template: unknown variable {name:?}"))?,
+        );
         rest = after;
     }
     out.push_str(rest);
@@ -148,7 +164,9 @@ pub(crate) fn key_error(key: &str) -> Option<String> {
         return Some("must not be empty".into());
     };
     if let Some(c) = key.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')) {
-        Some(format!("invalid character {c:?}. Variable names may contain only lower-case letters, numbers, and underscores."))
+        Some(format!(
+            "invalid character {c:?}. Variable names may contain only lower-case letters, numbers, and underscores."
+        ))
     } else if !first.is_ascii_lowercase() {
         Some("must start with a lowercase ASCII letter".into())
     } else if !key.ends_with(|c: char| c.is_ascii_alphanumeric()) {
@@ -197,7 +215,12 @@ mod tests {
 
     #[test]
     fn resolves_defaults_overrides_and_templates() {
-        let app = SpinApp::from_toml(MANIFEST, None, [("SPIN_VARIABLE_TOKEN", "s3cret"), ("url", "http://127.0.0.1:8001")]).unwrap();
+        let app = SpinApp::from_toml(
+            MANIFEST,
+            None,
+            [("SPIN_VARIABLE_TOKEN", "s3cret"), ("url", "http://127.0.0.1:8001")],
+        )
+        .unwrap();
         assert_eq!(app.component_id, "c");
         assert_eq!(app.route, "/...");
         assert_eq!(app.variables["api"], "http://127.0.0.1:8001/api");

@@ -27,7 +27,9 @@ fn route(path: &str) -> Option<Route<'_>> {
     let rest = path.strip_prefix("/api/v1/namespaces/")?;
     match rest.split('/').collect::<Vec<_>>()[..] {
         [ns, "pods"] if !ns.is_empty() => Some(Route { namespace: ns, name: None }),
-        [ns, "pods", name] if !ns.is_empty() && !name.is_empty() => Some(Route { namespace: ns, name: Some(name) }),
+        [ns, "pods", name] if !ns.is_empty() && !name.is_empty() => {
+            Some(Route { namespace: ns, name: Some(name) })
+        }
         _ => None,
     }
 }
@@ -94,10 +96,17 @@ fn authorize(state: &State, user: &str, verb: &str, route: &Route) -> Result<(),
 fn create(state: &mut State, namespace: &str, req: &ApiRequest) -> Reply {
     let mut warnings = Vec::new();
     let reply = create_pod(state, namespace, req, &mut warnings).unwrap_or_else(|error| error);
-    warnings.into_iter().fold(reply, |reply, w| reply.with_header("Warning", format!("299 - {}", go_quote(&w))))
+    warnings
+        .into_iter()
+        .fold(reply, |reply, w| reply.with_header("Warning", format!("299 - {}", go_quote(&w))))
 }
 
-fn create_pod(state: &mut State, namespace: &str, req: &ApiRequest, warnings: &mut Vec<String>) -> Result<Reply, Reply> {
+fn create_pod(
+    state: &mut State,
+    namespace: &str,
+    req: &ApiRequest,
+    warnings: &mut Vec<String>,
+) -> Result<Reply, Reply> {
     if !is_json(req.headers) {
         return Err(Status::unsupported_media_type().reply());
     }
@@ -105,7 +114,8 @@ fn create_pod(state: &mut State, namespace: &str, req: &ApiRequest, warnings: &m
     let dry_run = req.query.all("dryRun");
     let field_manager = req.query.first("fieldManager").unwrap_or("");
     let field_validation = req.query.first("fieldValidation").unwrap_or("");
-    let unknown: Vec<String> = decoded.unknown_fields.iter().map(|f| format!("unknown field {}", go_quote(f))).collect();
+    let unknown: Vec<String> =
+        decoded.unknown_fields.iter().map(|f| format!("unknown field {}", go_quote(f))).collect();
     match field_validation {
         "Strict" if !unknown.is_empty() => {
             return Err(Status::bad_request(format!("strict decoding error: {}", unknown.join(", "))).reply());
@@ -122,7 +132,10 @@ fn create_pod(state: &mut State, namespace: &str, req: &ApiRequest, warnings: &m
     let meta = pod::object_at(&mut pod, "metadata");
     match meta.get("namespace").and_then(Value::as_str) {
         Some(ns) if !ns.is_empty() && ns != namespace => {
-            return Err(Status::bad_request("the namespace of the provided object does not match the namespace sent on the request").reply());
+            return Err(Status::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )
+            .reply());
         }
         _ => meta.insert("namespace".into(), json!(namespace)),
     };
@@ -151,7 +164,8 @@ fn create_pod(state: &mut State, namespace: &str, req: &ApiRequest, warnings: &m
         return Err(Status::already_exists("pods", &name).reply());
     }
 
-    let manager = if field_manager.is_empty() { user_agent_prefix(req.headers) } else { field_manager.to_owned() };
+    let manager =
+        if field_manager.is_empty() { user_agent_prefix(req.headers) } else { field_manager.to_owned() };
     let dry = !dry_run.is_empty();
     let resource_version = (!dry).then(|| state.next_resource_version());
     pod::finish_create(&mut pod, &manager, resource_version);

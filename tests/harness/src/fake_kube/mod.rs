@@ -296,7 +296,10 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
-async fn answer(state: Arc<Mutex<State>>, req: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
+async fn answer(
+    state: Arc<Mutex<State>>,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -322,18 +325,31 @@ async fn answer(state: Arc<Mutex<State>>, req: hyper::Request<Incoming>) -> Resu
     let reply = match fault {
         Some(Fault::DropConnection) => None,
         Some(Fault::TooManyRequests { retry_after_seconds }) => Some(too_many_requests(retry_after_seconds)),
-        Some(Fault::ServerTimeout { retry_after_seconds }) => Some(Status::server_timeout(verb, retry_after_seconds).reply()),
+        Some(Fault::ServerTimeout { retry_after_seconds }) => {
+            Some(Status::server_timeout(verb, retry_after_seconds).reply())
+        }
         Some(Fault::InternalError(message)) => Some(Status::internal_error(&message).reply()),
         Some(Fault::ServiceUnavailable) => Some(Status::service_unavailable().reply()),
         Some(Fault::GatewayTimeout) => Some(Status::timeout().reply()),
         Some(Fault::Slow(_)) | None => {
             let query = Query::parse(&recorded.query);
-            let request = api::ApiRequest { method: &parts.method, path: &recorded.path, query: &query, headers: &parts.headers, body: &body };
+            let request = api::ApiRequest {
+                method: &parts.method,
+                path: &recorded.path,
+                query: &query,
+                headers: &parts.headers,
+                body: &body,
+            };
             Some(api::handle(&mut lock(), &request))
         }
     };
     recorded.status = reply.as_ref().map(|r| r.code);
-    recorded.warnings = reply.iter().flat_map(|r| &r.headers).filter(|(n, _)| *n == "Warning").map(|(_, v)| v.clone()).collect();
+    recorded.warnings = reply
+        .iter()
+        .flat_map(|r| &r.headers)
+        .filter(|(n, _)| *n == "Warning")
+        .map(|(_, v)| v.clone())
+        .collect();
     lock().requests.push(recorded);
     reply.map(into_response).ok_or(Dropped)
 }
@@ -342,7 +358,10 @@ async fn answer(state: Arc<Mutex<State>>, req: hyper::Request<Incoming>) -> Resu
 fn too_many_requests(retry_after_seconds: u32) -> Reply {
     Reply {
         code: 429,
-        headers: vec![("Retry-After", retry_after_seconds.to_string()), ("X-Content-Type-Options", "nosniff".into())],
+        headers: vec![
+            ("Retry-After", retry_after_seconds.to_string()),
+            ("X-Content-Type-Options", "nosniff".into()),
+        ],
         content_type: "text/plain; charset=utf-8",
         body: b"Too many requests, please try again later.\n".to_vec(),
     }
@@ -350,7 +369,8 @@ fn too_many_requests(retry_after_seconds: u32) -> Reply {
 
 fn into_response(reply: Reply) -> hyper::Response<Full<Bytes>> {
     let mut resp = hyper::Response::new(Full::new(Bytes::from(reply.body)));
-    *resp.status_mut() = http::StatusCode::from_u16(reply.code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() =
+        http::StatusCode::from_u16(reply.code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = resp.headers_mut();
     headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(reply.content_type));
     for (name, value) in reply.headers {

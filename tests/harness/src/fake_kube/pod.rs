@@ -17,7 +17,10 @@ pub(super) struct Decoded {
 /// Decodes a create body; `Err` is the message of a 400 BadRequest.
 pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
     let unrecognized = |why: String| {
-        format!("the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: {why} ({})", summarize(body))
+        format!(
+            "the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: {why} ({})",
+            summarize(body)
+        )
     };
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(unrecognized("unexpected end of JSON input".into()));
@@ -57,7 +60,10 @@ pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
         let why = if CORE_V1_KINDS.contains(&kind.as_str()) {
             format!("converting (v1.{kind}) to (core.Pod): unknown conversion")
         } else {
-            format!(r#"no kind {} is registered for version "v1" in scheme "pkg/api/legacyscheme/scheme.go:30""#, go_quote(&kind))
+            format!(
+                r#"no kind {} is registered for version "v1" in scheme "pkg/api/legacyscheme/scheme.go:30""#,
+                go_quote(&kind)
+            )
         };
         return Err(format!(r#"{kind} in version "v1" cannot be handled as a Pod: {why}"#));
     }
@@ -68,7 +74,8 @@ pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
     let cannot_handle = |why: String| format!(r#"Pod in version "v1" cannot be handled as a Pod: {why}"#);
     check(&pod, &POD, "Pod", "").map_err(cannot_handle)?;
     // Every field the fake does not type-check itself is checked by the Pod schema.
-    let typed: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod.clone()).map_err(|e| cannot_handle(e.to_string()))?;
+    let typed: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(pod.clone()).map_err(|e| cannot_handle(e.to_string()))?;
     let known = serde_json::to_value(&typed).map_err(|e| cannot_handle(e.to_string()))?;
     let mut unknown_fields = Vec::new();
     unknown(&pod, &known, "", &mut unknown_fields);
@@ -76,8 +83,20 @@ pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
 }
 
 const CORE_V1_KINDS: &[&str] = &[
-    "Binding", "ConfigMap", "Endpoints", "Event", "LimitRange", "Namespace", "Node", "PersistentVolume",
-    "PersistentVolumeClaim", "PodTemplate", "ReplicationController", "ResourceQuota", "Secret", "Service",
+    "Binding",
+    "ConfigMap",
+    "Endpoints",
+    "Event",
+    "LimitRange",
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "PodTemplate",
+    "ReplicationController",
+    "ResourceQuota",
+    "Secret",
+    "Service",
     "ServiceAccount",
 ];
 
@@ -165,7 +184,10 @@ impl Ty {
 /// `encoding/json`'s `UnmarshalTypeError`: "Go struct field <Struct>.<path> of type <T>".
 fn check(v: &Value, ty: &Ty, parent: &str, path: &str) -> Result<(), String> {
     let mismatch = |v: &Value, go: String| {
-        Err(format!("json: cannot unmarshal {} into Go struct field {parent}.{path} of type {go}", json_type(v)))
+        Err(format!(
+            "json: cannot unmarshal {} into Go struct field {parent}.{path} of type {go}",
+            json_type(v)
+        ))
     };
     match (ty, v) {
         (_, Value::Null) => Ok(()),
@@ -309,21 +331,25 @@ pub(super) fn finish_create(pod: &mut Value, manager: &str, resource_version: Op
     );
     admit(pod);
     let qos = qos_class(pod);
-    object_at(pod, "status").extend([("phase".to_owned(), json!("Pending")), ("qosClass".to_owned(), json!(qos))]);
+    object_at(pod, "status")
+        .extend([("phase".to_owned(), json!("Pending")), ("qosClass".to_owned(), json!(qos))]);
 }
 
 /// `BestEffort` without requests or limits; `Guaranteed` when every container limits cpu and
 /// memory with requests equal to them; else `Burstable`.
 fn qos_class(pod: &Value) -> &'static str {
     let containers = pod["spec"]["containers"].as_array().map(Vec::as_slice).unwrap_or_default();
-    let resources = |c: &Value, kind: &str| c["resources"][kind].as_object().filter(|m| !m.is_empty()).cloned();
+    let resources =
+        |c: &Value, kind: &str| c["resources"][kind].as_object().filter(|m| !m.is_empty()).cloned();
     if containers.iter().all(|c| resources(c, "requests").is_none() && resources(c, "limits").is_none()) {
         return "BestEffort";
     }
     let guaranteed = containers.iter().all(|c| {
         let limits = resources(c, "limits").unwrap_or_default();
         let requests = resources(c, "requests").unwrap_or_default();
-        ["cpu", "memory"].iter().all(|r| limits.contains_key(*r) && requests.get(*r).is_none_or(|q| Some(q) == limits.get(*r)))
+        ["cpu", "memory"]
+            .iter()
+            .all(|r| limits.contains_key(*r) && requests.get(*r).is_none_or(|q| Some(q) == limits.get(*r)))
     });
     if guaranteed { "Guaranteed" } else { "Burstable" }
 }
@@ -419,7 +445,9 @@ fn random() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+    );
     h.finish()
 }
 
@@ -439,7 +467,15 @@ pub(super) fn random_suffix() -> String {
 fn uid() -> String {
     let (a, b) = (random(), random());
     let hex = format!("{a:016x}{b:016x}");
-    format!("{}-{}-4{}-{:x}{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], 8 | (b & 3), &hex[17..20], &hex[20..32])
+    format!(
+        "{}-{}-4{}-{:x}{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        8 | (b & 3),
+        &hex[17..20],
+        &hex[20..32]
+    )
 }
 
 /// UTC now as RFC 3339 with seconds, like `metav1.Time`.

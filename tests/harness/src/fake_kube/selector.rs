@@ -57,11 +57,19 @@ fn parse_requirement(req: &str) -> Result<Requirement, String> {
     let bad = || format!("unable to parse requirement: {req:?} is not a valid label selector requirement");
     let key = |k: &str| {
         let k = k.trim();
-        if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) { Ok(k.to_owned()) } else { Err(bad()) }
+        if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+            Ok(k.to_owned())
+        } else {
+            Err(bad())
+        }
     };
     let value = |v: &str| {
         let v = v.trim();
-        if v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) { Ok(v.to_owned()) } else { Err(bad()) }
+        if v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            Ok(v.to_owned())
+        } else {
+            Err(bad())
+        }
     };
     let set = |s: &str| -> Result<Vec<String>, String> {
         let inner = s.trim().strip_prefix('(').and_then(|s| s.strip_suffix(')')).ok_or_else(bad)?;
@@ -109,15 +117,24 @@ impl FieldSelector {
     }
 
     pub fn matches(&self, pod: &Value) -> bool {
-        self.0.iter().all(|(field, equal, value)| (pod_field(pod, field).as_deref() == Some(value.as_str())) == *equal)
+        self.0
+            .iter()
+            .all(|(field, equal, value)| (pod_field(pod, field).as_deref() == Some(value.as_str())) == *equal)
     }
 }
 
 /// The value a field selector compares; `None` for fields pods do not support.
 fn pod_field(pod: &Value, field: &str) -> Option<String> {
     let path = match field {
-        "metadata.name" | "metadata.namespace" | "spec.nodeName" | "spec.restartPolicy" | "spec.schedulerName"
-        | "spec.serviceAccountName" | "status.phase" | "status.podIP" | "status.nominatedNodeName" => field,
+        "metadata.name"
+        | "metadata.namespace"
+        | "spec.nodeName"
+        | "spec.restartPolicy"
+        | "spec.schedulerName"
+        | "spec.serviceAccountName"
+        | "status.phase"
+        | "status.podIP"
+        | "status.nominatedNodeName" => field,
         "spec.hostNetwork" => return Some(pod["spec"]["hostNetwork"].as_bool().unwrap_or(false).to_string()),
         _ => return None,
     };

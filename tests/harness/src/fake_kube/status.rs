@@ -102,7 +102,12 @@ impl Status {
         } else {
             format!("{resource} {name:?} is forbidden: {why}")
         };
-        Self::new(403, "Forbidden", message, Some(Details { name: name.into(), kind: resource.into(), ..Default::default() }))
+        Self::new(
+            403,
+            "Forbidden",
+            message,
+            Some(Details { name: name.into(), kind: resource.into(), ..Default::default() }),
+        )
     }
 
     pub fn namespace_terminating(name: &str, namespace: &str) -> Self {
@@ -132,11 +137,21 @@ impl Status {
 
     /// What the apiserver answers for a path it does not serve.
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource", Some(Details::default()))
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            Some(Details::default()),
+        )
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", Some(Details::default()))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            Some(Details::default()),
+        )
     }
 
     pub fn already_exists(resource: &str, name: &str) -> Self {
@@ -173,7 +188,13 @@ impl Status {
             422,
             "Invalid",
             format!("{qualified} {name:?} is invalid: {}", aggregate(&messages)),
-            Some(Details { name: name.into(), group: group.into(), kind: kind.into(), causes, ..Default::default() }),
+            Some(Details {
+                name: name.into(),
+                group: group.into(),
+                kind: kind.into(),
+                causes,
+                ..Default::default()
+            }),
         )
     }
 
@@ -182,8 +203,15 @@ impl Status {
         Self::new(
             500,
             "ServerTimeout",
-            format!("The {verb} operation against pods could not be completed at this time, please try again."),
-            Some(Details { name: verb.into(), kind: "pods".into(), retry_after_seconds, ..Default::default() }),
+            format!(
+                "The {verb} operation against pods could not be completed at this time, please try again."
+            ),
+            Some(Details {
+                name: verb.into(),
+                kind: "pods".into(),
+                retry_after_seconds,
+                ..Default::default()
+            }),
         )
     }
 
@@ -192,7 +220,10 @@ impl Status {
             500,
             "InternalError",
             format!("Internal error occurred: {message}"),
-            Some(Details { causes: vec![Cause { message: message.into(), ..Default::default() }], ..Default::default() }),
+            Some(Details {
+                causes: vec![Cause { message: message.into(), ..Default::default() }],
+                ..Default::default()
+            }),
         )
     }
 
@@ -286,7 +317,12 @@ impl FieldError {
     }
 
     pub fn duplicate(field: impl Into<String>, value: impl Into<Value>) -> Self {
-        Self { kind: ErrorKind::Duplicate, field: field.into(), bad_value: value.into(), detail: String::new() }
+        Self {
+            kind: ErrorKind::Duplicate,
+            field: field.into(),
+            bad_value: value.into(),
+            detail: String::new(),
+        }
     }
 
     pub fn too_long(field: impl Into<String>, max_bytes: usize) -> Self {
@@ -375,7 +411,13 @@ mod tests {
             FieldError::not_supported("dryRun", serde_json::json!(["x"]), &["All"]).message(),
             r#"dryRun: Unsupported value: ["x"]: supported values: "All""#
         );
-        assert_eq!(FieldError::invalid("a", 0, "must be positive").message(), "a: Invalid value: 0: must be positive");
-        assert_eq!(FieldError::too_long("fieldManager", 128).message(), "fieldManager: Too long: may not be more than 128 bytes");
+        assert_eq!(
+            FieldError::invalid("a", 0, "must be positive").message(),
+            "a: Invalid value: 0: must be positive"
+        );
+        assert_eq!(
+            FieldError::too_long("fieldManager", 128).message(),
+            "fieldManager: Too long: may not be more than 128 bytes"
+        );
     }
 }

@@ -107,7 +107,11 @@ pub(super) fn label_value(v: &str) -> Vec<String> {
 }
 
 /// `ValidateCreateOptions`: fieldManager, dryRun, fieldValidation.
-pub(super) fn create_options(dry_run: &[String], field_manager: &str, field_validation: &str) -> Vec<FieldError> {
+pub(super) fn create_options(
+    dry_run: &[String],
+    field_manager: &str,
+    field_validation: &str,
+) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if field_manager.len() > FIELD_MANAGER_MAX_LENGTH {
         errs.push(FieldError::too_long("fieldManager", FIELD_MANAGER_MAX_LENGTH));
@@ -123,7 +127,11 @@ pub(super) fn create_options(dry_run: &[String], field_manager: &str, field_vali
     }
     errs.extend(dry_run_errors(dry_run));
     if !["", "Ignore", "Warn", "Strict"].contains(&field_validation) {
-        errs.push(FieldError::not_supported("fieldValidation", field_validation, &["Ignore", "Strict", "Warn"]));
+        errs.push(FieldError::not_supported(
+            "fieldValidation",
+            field_validation,
+            &["Ignore", "Strict", "Warn"],
+        ));
     }
     errs
 }
@@ -151,14 +159,20 @@ pub(super) fn pod(pod: &Value) -> Vec<FieldError> {
         if name.is_empty() {
             errs.push(FieldError::required(format!("{path}.name"), ""));
         } else {
-            errs.extend(dns1123_label(name).into_iter().map(|m| FieldError::invalid(format!("{path}.name"), name, m)));
+            errs.extend(
+                dns1123_label(name).into_iter().map(|m| FieldError::invalid(format!("{path}.name"), name, m)),
+            );
         }
         if str_at(c, "image").is_empty() {
             errs.push(FieldError::required(format!("{path}.image"), ""));
         }
         let pull = str_at(c, "imagePullPolicy");
         if !["Always", "IfNotPresent", "Never"].contains(&pull) {
-            errs.push(FieldError::not_supported(format!("{path}.imagePullPolicy"), pull, &["Always", "IfNotPresent", "Never"]));
+            errs.push(FieldError::not_supported(
+                format!("{path}.imagePullPolicy"),
+                pull,
+                &["Always", "IfNotPresent", "Never"],
+            ));
         }
         if names.contains(&name) {
             errs.push(FieldError::duplicate(format!("{path}.name"), name));
@@ -172,7 +186,11 @@ pub(super) fn pod(pod: &Value) -> Vec<FieldError> {
     match str_at(spec, "restartPolicy") {
         "Always" | "OnFailure" | "Never" => {}
         "" => errs.push(FieldError::required("spec.restartPolicy", "")),
-        other => errs.push(FieldError::not_supported("spec.restartPolicy", other, &["Always", "OnFailure", "Never"])),
+        other => errs.push(FieldError::not_supported(
+            "spec.restartPolicy",
+            other,
+            &["Always", "OnFailure", "Never"],
+        )),
     }
     let dns = str_at(spec, "dnsPolicy");
     if !["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"].contains(&dns) {
@@ -185,7 +203,11 @@ pub(super) fn pod(pod: &Value) -> Vec<FieldError> {
     if let Some(deadline) = spec.get("activeDeadlineSeconds").and_then(Value::as_i64)
         && !(1..=i64::from(i32::MAX)).contains(&deadline)
     {
-        errs.push(FieldError::invalid("spec.activeDeadlineSeconds", deadline, "must be between 1 and 2147483647, inclusive"));
+        errs.push(FieldError::invalid(
+            "spec.activeDeadlineSeconds",
+            deadline,
+            "must be between 1 and 2147483647, inclusive",
+        ));
     }
     for (i, c) in containers.iter().enumerate() {
         let image = str_at(c, "image");
@@ -210,32 +232,52 @@ fn object_meta(meta: &Value) -> Vec<FieldError> {
             Some(rest) if !rest.is_empty() => format!("{rest}a"),
             _ => generate_name.to_owned(),
         };
-        errs.extend(dns1123_subdomain(&masked).into_iter().map(|m| FieldError::invalid("metadata.generateName", generate_name, m)));
+        errs.extend(
+            dns1123_subdomain(&masked)
+                .into_iter()
+                .map(|m| FieldError::invalid("metadata.generateName", generate_name, m)),
+        );
     }
     let name = str_at(meta, "name");
     if name.is_empty() {
         errs.push(FieldError::required("metadata.name", "name or generateName is required"));
     } else {
-        errs.extend(dns1123_subdomain(name).into_iter().map(|m| FieldError::invalid("metadata.name", name, m)));
+        errs.extend(
+            dns1123_subdomain(name).into_iter().map(|m| FieldError::invalid("metadata.name", name, m)),
+        );
     }
     let namespace = str_at(meta, "namespace");
     if namespace.is_empty() {
         errs.push(FieldError::required("metadata.namespace", ""));
     } else {
-        errs.extend(dns1123_label(namespace).into_iter().map(|m| FieldError::invalid("metadata.namespace", namespace, m)));
+        errs.extend(
+            dns1123_label(namespace)
+                .into_iter()
+                .map(|m| FieldError::invalid("metadata.namespace", namespace, m)),
+        );
     }
     if let Some(labels) = meta.get("labels").and_then(Value::as_object) {
         for (key, value) in labels {
             let value = value.as_str().unwrap_or("");
-            errs.extend(qualified_name(key).into_iter().map(|m| FieldError::invalid("metadata.labels", key.as_str(), m)));
-            errs.extend(label_value(value).into_iter().map(|m| FieldError::invalid("metadata.labels", value, m)));
+            errs.extend(
+                qualified_name(key)
+                    .into_iter()
+                    .map(|m| FieldError::invalid("metadata.labels", key.as_str(), m)),
+            );
+            errs.extend(
+                label_value(value).into_iter().map(|m| FieldError::invalid("metadata.labels", value, m)),
+            );
         }
     }
     if let Some(annotations) = meta.get("annotations").and_then(Value::as_object) {
         for key in annotations.keys() {
             // Annotation keys are case-insensitive qualified names.
             let lower = key.to_lowercase();
-            errs.extend(qualified_name(&lower).into_iter().map(|m| FieldError::invalid("metadata.annotations", key.as_str(), m)));
+            errs.extend(
+                qualified_name(&lower)
+                    .into_iter()
+                    .map(|m| FieldError::invalid("metadata.annotations", key.as_str(), m)),
+            );
         }
         let size: usize = annotations.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
         if size > TOTAL_ANNOTATION_SIZE_LIMIT {
@@ -270,6 +312,9 @@ mod tests {
 
     #[test]
     fn regex_error_spacing() {
-        assert_eq!(regex_error("m", "f", &["a", "b"]), "m (e.g. 'a',  or 'b', regex used for validation is 'f')");
+        assert_eq!(
+            regex_error("m", "f", &["a", "b"]),
+            "m (e.g. 'a',  or 'b', regex used for validation is 'f')"
+        );
     }
 }

@@ -202,7 +202,11 @@ fn serve(listener: std::net::TcpListener, server: Arc<Server>, mut stop: oneshot
 }
 
 impl Server {
-    async fn handle(self: Arc<Self>, mut req: Request<Incoming>, peer: SocketAddr) -> Result<Response<HyperOutgoingBody>, Infallible> {
+    async fn handle(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<HyperOutgoingBody>, Infallible> {
         let Some(path_info) = self.route.path_info(req.uri().path()) else {
             return Ok(plain(404, "Not Found"));
         };
@@ -217,7 +221,10 @@ impl Server {
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
                 outbound: OutboundPolicy::new(self.outbound.clone()),
-                variables: ComponentVariables { component_id: self.component_id.clone(), values: self.variables.clone() },
+                variables: ComponentVariables {
+                    component_id: self.component_id.clone(),
+                    values: self.variables.clone(),
+                },
             },
         );
         let (respond, response) = oneshot::channel();
@@ -258,8 +265,10 @@ impl Server {
 }
 
 fn plain(status: u16, body: &'static str) -> Response<HyperOutgoingBody> {
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed_unsync());
-    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp =
+        Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed_unsync());
+    *resp.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
     resp
 }
@@ -292,7 +301,8 @@ impl Route {
 
 /// The request headers Spin adds for the guest (spin-trigger-http).
 fn add_spin_headers(req: &mut Request<Incoming>, route: &Route, path_info: &str, peer: SocketAddr) {
-    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
+    let host =
+        req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let base = if route.prefix.is_empty() { "/" } else { route.prefix.as_str() };
     let headers = [

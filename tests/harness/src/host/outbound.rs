@@ -43,11 +43,7 @@ impl AllowedHosts {
         if entries.len() == 1 && entries[0].as_ref() == "insecure:allow-all" {
             bail!("'insecure:allow-all' is not allowed - use '*://*:*' instead");
         }
-        entries
-            .iter()
-            .map(|e| AllowedHost::parse(e.as_ref()))
-            .collect::<anyhow::Result<_>>()
-            .map(Self)
+        entries.iter().map(|e| AllowedHost::parse(e.as_ref())).collect::<anyhow::Result<_>>().map(Self)
     }
 
     /// Whether an absolute request URI may be sent.
@@ -82,14 +78,14 @@ impl AllowedHost {
         };
         let scheme_rule = match scheme {
             "*" => None,
-            s if s.chars().all(|c| c.is_ascii_alphabetic()) && !s.is_empty() => {
-                Some(s.to_ascii_lowercase())
-            }
+            s if s.chars().all(|c| c.is_ascii_alphabetic()) && !s.is_empty() => Some(s.to_ascii_lowercase()),
             s => bail!("scheme {s:?} contains non alphabetic character"),
         };
         let port = match port {
             "" => PortRule::Port(well_known_port(scheme).with_context(|| {
-                format!("no port was provided and the scheme {scheme:?} does not have a known default port number")
+                format!(
+                    "no port was provided and the scheme {scheme:?} does not have a known default port number"
+                )
             })?),
             "*" => PortRule::Any,
             p => match p.split_once("..") {
@@ -120,7 +116,10 @@ impl HostRule {
         if host == "*" {
             return Ok(Self::Any);
         }
-        ensure!(host != "self" && host != "self.alt", "service chaining ('self') is not supported by the test host");
+        ensure!(
+            host != "self" && host != "self.alt",
+            "service chaining ('self') is not supported by the test host"
+        );
         ensure!(!host.starts_with('{'), "host lists are not yet supported");
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
@@ -136,7 +135,10 @@ impl HostRule {
             bail!("hosts must not contain paths");
         }
         if let Some(domain) = host.strip_prefix("*.") {
-            ensure!(!domain.contains('*'), "Invalid allowed host {host}: wildcards are allowed only as prefixes");
+            ensure!(
+                !domain.contains('*'),
+                "Invalid allowed host {host}: wildcards are allowed only as prefixes"
+            );
             return Ok(Self::AnySubdomain(format!(".{}", domain.to_ascii_lowercase())));
         }
         ensure!(!host.contains('*'), "Invalid allowed host {host}: wildcards are allowed only as subdomains");
@@ -195,9 +197,13 @@ impl WasiHttpHooks for OutboundPolicy {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _response_errors: IoFuture,
-    ) -> Box<dyn Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, IoFuture)>> + Send> {
+    ) -> Box<dyn Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, IoFuture)>> + Send>
+    {
         if !self.allowed.allows(request.uri()) {
-            eprintln!("spin host: outbound request to {} denied: not in allowed_outbound_hosts", request.uri());
+            eprintln!(
+                "spin host: outbound request to {} denied: not in allowed_outbound_hosts",
+                request.uri()
+            );
             return Box::new(std::future::ready(Err(wasmtime_wasi_http::Error::HttpRequestDenied)));
         }
         Box::new(async move {
@@ -244,7 +250,9 @@ mod tests {
 
     #[test]
     fn invalid_entries_are_rejected() {
-        for bad in ["kubernetes.default.svc", "https://host/path", "ht+tp://x", "insecure:allow-all", "foo://x"] {
+        for bad in
+            ["kubernetes.default.svc", "https://host/path", "ht+tp://x", "insecure:allow-all", "foo://x"]
+        {
             assert!(AllowedHosts::parse(&[bad]).is_err(), "{bad}");
         }
     }

@@ -38,8 +38,9 @@ impl Host for ComponentVariables {
         if let Some(reason) = crate::manifest::key_error(&name) {
             return Err(Error::InvalidName(format!("{name:?}: {reason}")));
         }
-        self.values.get(&name).cloned().ok_or_else(|| {
-            Error::Undefined(format!("no variable for {:?}.{name:?}", &*self.component_id))
-        })
+        self.values
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| Error::Undefined(format!("no variable for {:?}.{name:?}", &*self.component_id)))
     }
 }
