@@ -31,7 +31,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use podgateway_client_provisioner::config::Config;
-use podgateway_client_provisioner::names::is_dns1123_label;
 
 /// The verbs the component uses on core `pods` (`POST .../pods` and, after a 409,
 /// `GET .../pods/{name}`), as the code declares them: deploy/rbac.yaml must grant exactly
