@@ -14,25 +14,62 @@ pub fn workspace_root() -> PathBuf {
     root.canonicalize().unwrap_or_else(|_| root.to_owned())
 }
 
-/// Builds `podgateway-client-provisioner` for `wasm32-wasip2 --release` (the first call in a
-/// process; later calls return the same answer) and returns the `.wasm` path.
+/// Builds the component with the build command of `spin.toml` (what `spin build` runs), once
+/// per process (later calls return the same answer), and returns the `.wasm` path.
 ///
-/// The nested cargo uses the same target directory as the `cargo test` that runs us, so CI
-/// compiles the component once; cargo's own no-op check makes later processes cheap.
+/// The nested cargo uses the same target directory as the `cargo test` that runs us (even one
+/// given with `--target-dir`), so CI compiles the component once; cargo's own no-op check makes
+/// later processes cheap. Cargo does not hold its build lock while tests run, so this does not
+/// deadlock.
 pub fn release_component() -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT.get_or_init(|| build().map_err(|e| format!("{e:#}"))).clone().map_err(anyhow::Error::msg)
 }
 
+/// The target directory this test executable was built in: the outermost of its ancestors
+/// that cargo tagged with `CACHEDIR.TAG` (`target/`, not `target/<triple>/`).
+fn outer_target_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors().filter(|dir| dir.join("CACHEDIR.TAG").is_file()).last().map(Path::to_owned)
+}
+
+/// The words of the one component's `[component.<id>.build] command` in `spin.toml`.
+fn spin_build_command(root: &Path) -> anyhow::Result<Vec<String>> {
+    let path = root.join("spin.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let manifest: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let components = manifest.get("component").and_then(toml::Value::as_table).context("no [component]")?;
+    let [(id, component)] = components.iter().collect::<Vec<_>>()[..] else {
+        bail!("spin.toml must have exactly one component");
+    };
+    let command = component
+        .get("build")
+        .and_then(|build| build.get("command"))
+        .and_then(toml::Value::as_str)
+        .with_context(|| format!("no [component.{id}.build] command"))?;
+    let words: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
+    if words.first().map(String::as_str) != Some("cargo") {
+        bail!("the build command {command:?} does not run cargo");
+    }
+    Ok(words)
+}
+
 fn build() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = workspace_root();
-    let mut child = Command::new(&cargo)
+    let words = spin_build_command(&root)?;
+    let mut command = Command::new(&cargo);
+    command
         .current_dir(&root)
-        .args(["build", "--target", "wasm32-wasip2", "--release", "-p", "podgateway-client-provisioner"])
+        .args(&words[1..])
         .arg("--message-format=json-render-diagnostics")
         .arg("--manifest-path")
-        .arg(root.join("Cargo.toml"))
+        .arg(root.join("Cargo.toml"));
+    if let Some(dir) = outer_target_dir() {
+        command.arg("--target-dir").arg(dir);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -58,7 +95,7 @@ fn build() -> anyhow::Result<PathBuf> {
     }
     let status = child.wait()?;
     if !status.success() {
-        bail!("cargo build of the component failed ({status}); see the compiler output above");
+        bail!("`{}` failed ({status}); see the compiler output above", words.join(" "));
     }
     wasm.context("cargo reported no .wasm artifact for podgateway_client_provisioner")
 }
