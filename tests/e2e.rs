@@ -235,6 +235,34 @@ fn a_redelivered_event_finds_its_pod() {
     assert_eq!(world.logs()[1]["api_status"], json!([409, 200]));
 }
 
+/// Spin keeps outbound connections open across requests and instances; so does the host,
+/// and a connection the API server drops is not used again.
+#[test]
+fn api_calls_reuse_one_kept_alive_connection() {
+    let world = World::new(&[]);
+    for id in ["42", "42", "43"] {
+        assert_reply(&world.pending(id, r#"{"gateway_name":"foo"}"#), DONE);
+    }
+    world.kube.inject(Fault::DropConnection, 1);
+    assert_eq!(world.pending("44", r#"{"gateway_name":"foo"}"#).status, 503);
+    assert_reply(&world.pending("44", r#"{"gateway_name":"foo"}"#), DONE);
+
+    let calls: Vec<_> =
+        world.kube.requests().iter().map(|r| (r.method.clone(), r.status, r.connection)).collect();
+    let post = |status, connection| ("POST".to_owned(), status, connection);
+    assert_eq!(
+        calls,
+        [
+            post(Some(201), 1),
+            post(Some(409), 1),
+            ("GET".to_owned(), Some(200), 1),
+            post(Some(201), 1),
+            post(None, 1),
+            post(Some(201), 2),
+        ]
+    );
+}
+
 #[test]
 fn ten_concurrent_deliveries_make_one_pod() {
     let world = World::new(&[]);

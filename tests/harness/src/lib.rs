@@ -4,12 +4,14 @@
 //! - [`manifest`] resolves `spin.toml` variables and outbound hosts as Spin does;
 //! - [`host`] runs the component like Spin (wasmtime + wasi-http + `fermyon:spin/variables`);
 //! - [`fake_kube`] is a stateful fake kube-apiserver for pods;
-//! - [`http_client`] is a minimal HTTP/1.1 client for tests.
+//! - [`http_client`] is a minimal HTTP/1.1 client for tests;
+//! - [`load`] drives keep-alive connections for benchmarks.
 
 pub mod component;
 pub mod fake_kube;
 pub mod host;
 pub mod http_client;
+pub mod load;
 pub mod manifest;
 
 pub use fake_kube::{FakeKube, Fault, RecordedRequest};

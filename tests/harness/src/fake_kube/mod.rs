@@ -15,7 +15,7 @@ mod validation;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -59,6 +59,11 @@ pub struct RecordedRequest {
     pub status: Option<u16>,
     /// `Warning` headers of the answer (e.g. unknown fields in a created Pod).
     pub warnings: Vec<String>,
+    /// Time spent on it: from the service getting the request head to the answer handed to
+    /// hyper for writing, injected latency and faults included.
+    pub server_time: Duration,
+    /// Which connection it came on: connections are numbered from 1 as the fake accepts them.
+    pub connection: u64,
 }
 
 impl RecordedRequest {
@@ -239,6 +244,11 @@ impl FakeKube {
         self.state().requests.clone()
     }
 
+    /// Forgets every stored pod, in every namespace (long benchmark runs).
+    pub fn clear_pods(&self) {
+        self.state().pods.clear();
+    }
+
     /// The requests received since the last `take_requests` (drains them).
     pub fn take_requests(&self) -> Vec<RecordedRequest> {
         std::mem::take(&mut self.state().requests)
@@ -266,7 +276,7 @@ fn serve(listener: std::net::TcpListener, state: Arc<Mutex<State>>, mut stop: on
             Ok(l) => l,
             Err(e) => return eprintln!("fake kube: {e}"),
         };
-        loop {
+        for connection in 1.. {
             let stream = tokio::select! {
                 _ = &mut stop => break,
                 accepted = listener.accept() => match accepted {
@@ -276,7 +286,7 @@ fn serve(listener: std::net::TcpListener, state: Arc<Mutex<State>>, mut stop: on
             };
             let state = state.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |req| answer(state.clone(), req));
+                let service = service_fn(move |req| answer(state.clone(), connection, req));
                 let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
@@ -298,8 +308,10 @@ impl std::error::Error for Dropped {}
 
 async fn answer(
     state: Arc<Mutex<State>>,
+    connection: u64,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
+    let started = Instant::now();
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -320,6 +332,8 @@ async fn answer(
         body: body.clone(),
         status: None,
         warnings: Vec::new(),
+        server_time: Duration::ZERO,
+        connection,
     };
     let verb = api::verb(&parts.method, parts.uri.path()).unwrap_or("get");
     let reply = match fault {
@@ -350,6 +364,7 @@ async fn answer(
         .filter(|(n, _)| *n == "Warning")
         .map(|(_, v)| v.clone())
         .collect();
+    recorded.server_time = started.elapsed();
     lock().requests.push(recorded);
     reply.map(into_response).ok_or(Dropped)
 }

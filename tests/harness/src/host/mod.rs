@@ -4,6 +4,8 @@
 
 mod logs;
 mod outbound;
+mod pool;
+mod stats;
 mod variables;
 
 use std::collections::BTreeMap;
@@ -11,7 +13,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -35,6 +37,9 @@ use crate::manifest::SpinApp;
 use logs::GuestLogs;
 pub use outbound::AllowedHosts;
 use outbound::OutboundPolicy;
+use pool::ConnectionPool;
+use stats::MemoryPeak;
+pub use stats::{HostOptions, InstanceSample, InstanceStats};
 use variables::ComponentVariables;
 
 /// Most a guest may print to stdout during one request.
@@ -52,6 +57,11 @@ impl SpinHost {
     /// Loads (compiling once per process and file version) and serves `wasm` with `app`'s
     /// variables, route and outbound allow-list.
     pub fn start(wasm: impl AsRef<Path>, app: SpinApp) -> anyhow::Result<Self> {
+        Self::start_with(wasm, app, HostOptions::default())
+    }
+
+    /// [`SpinHost::start`] with [`HostOptions`] (for benchmarks).
+    pub fn start_with(wasm: impl AsRef<Path>, app: SpinApp, options: HostOptions) -> anyhow::Result<Self> {
         let component = compiled(wasm.as_ref())?;
         let pre = pre_instantiate(&component).map_err(|e| anyhow::anyhow!("linking the component: {e:?}"))?;
 
@@ -62,10 +72,12 @@ impl SpinHost {
         let server = Arc::new(Server {
             pre,
             outbound: Arc::new(AllowedHosts::parse(&app.allowed_outbound_hosts)?),
+            connections: Arc::default(),
             component_id: app.component_id.into(),
             variables: Arc::new(app.variables),
             route: Route::parse(&app.route),
             logs: logs.clone(),
+            options,
         });
         let (shutdown, stop) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -149,6 +161,7 @@ struct RequestState {
     table: ResourceTable,
     outbound: OutboundPolicy,
     variables: ComponentVariables,
+    limiter: MemoryPeak,
 }
 
 impl WasiView for RequestState {
@@ -166,10 +179,13 @@ impl WasiHttpView for RequestState {
 struct Server {
     pre: ProxyPre<RequestState>,
     outbound: Arc<AllowedHosts>,
+    /// Shared by every instance, as Spin shares its outbound connection pool.
+    connections: Arc<ConnectionPool>,
     component_id: Arc<str>,
     variables: Arc<BTreeMap<String, String>>,
     route: Route,
     logs: Arc<GuestLogs>,
+    options: HostOptions,
 }
 
 fn serve(listener: std::net::TcpListener, server: Arc<Server>, mut stop: oneshot::Receiver<()>) {
@@ -213,20 +229,25 @@ impl Server {
         add_spin_headers(&mut req, &self.route, &path_info, peer);
 
         let stdout = MemoryOutputPipe::new(STDOUT_CAPACITY);
-        let in_flight = self.logs.begin(stdout.clone());
+        let in_flight = self.options.keep_logs.then(|| self.logs.begin(stdout.clone()));
         let mut store = Store::new(
             self.pre.engine(),
             RequestState {
                 wasi: WasiCtx::builder().stdout(stdout).inherit_stderr().build(),
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
-                outbound: OutboundPolicy::new(self.outbound.clone()),
+                outbound: OutboundPolicy::new(self.outbound.clone(), self.connections.clone()),
                 variables: ComponentVariables {
                     component_id: self.component_id.clone(),
                     values: self.variables.clone(),
                 },
+                limiter: MemoryPeak::default(),
             },
         );
+        let stats = self.options.stats.clone();
+        if stats.is_some() {
+            store.limiter(|state| &mut state.limiter);
+        }
         let (respond, response) = oneshot::channel();
         let prepared = store
             .data_mut()
@@ -243,8 +264,15 @@ impl Server {
         let pre = self.pre.clone();
         let guest = tokio::spawn(async move {
             let _in_flight = in_flight;
+            let started = Instant::now();
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            let instantiate = started.elapsed();
+            let result = proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await;
+            if let Some(stats) = stats {
+                let peak_memory_bytes = store.data().limiter.peak_bytes;
+                stats.record(InstanceSample { instantiate, run: started.elapsed(), peak_memory_bytes });
+            }
+            result
         });
         match response.await {
             Ok(Ok(resp)) => Ok(resp),

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::pool::ConnectionPool;
+
 use anyhow::{Context, bail, ensure};
 
 /// A parsed `allowed_outbound_hosts` list.
@@ -177,15 +179,17 @@ fn well_known_port(scheme: &str) -> Option<u16> {
     }
 }
 
-/// The `wasi:http` hooks of one request: Spin's allow-list check, then wasmtime's default
-/// sender (which honours the guest's `request-options` timeouts).
+/// The `wasi:http` hooks of one request: Spin's allow-list check, then the host's pool of
+/// kept-alive connections for `http://` (wasmtime's default sender, one connection per
+/// request, for `https://`, which the tests do not use).
 pub(super) struct OutboundPolicy {
     allowed: Arc<AllowedHosts>,
+    pool: Arc<ConnectionPool>,
 }
 
 impl OutboundPolicy {
-    pub(super) fn new(allowed: Arc<AllowedHosts>) -> Self {
-        Self { allowed }
+    pub(super) fn new(allowed: Arc<AllowedHosts>, pool: Arc<ConnectionPool>) -> Self {
+        Self { allowed, pool }
     }
 }
 
@@ -205,6 +209,15 @@ impl WasiHttpHooks for OutboundPolicy {
                 request.uri()
             );
             return Box::new(std::future::ready(Err(wasmtime_wasi_http::Error::HttpRequestDenied)));
+        }
+        if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
+            let pool = self.pool.clone();
+            return Box::new(async move {
+                let response = pool.send(request, options).await?;
+                // The pooled connection's I/O runs in a task of its own; its errors reach the
+                // guest through the response and its body.
+                Ok((response, Box::new(std::future::ready(Ok(()))) as IoFuture))
+            });
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
