@@ -59,8 +59,8 @@ pub struct RecordedRequest {
     pub status: Option<u16>,
     /// `Warning` headers of the answer (e.g. unknown fields in a created Pod).
     pub warnings: Vec<String>,
-    /// Time spent on it: from the service getting the request head to the answer handed to
-    /// hyper for writing, injected latency and faults included.
+    /// Time spent on it: from the whole request received to the answer handed to hyper for
+    /// writing, injected latency and faults included.
     pub server_time: Duration,
     /// Which connection it came on: connections are numbered from 1 as the fake accepts them.
     pub connection: u64,
@@ -311,15 +311,18 @@ async fn answer(
     connection: u64,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
-    let started = Instant::now();
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    let started = Instant::now();
     let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
     let (fault, latency) = {
         let mut s = lock();
         (s.faults.pop_front(), s.latency)
     };
-    tokio::time::sleep(latency).await;
+    // tokio rounds every sleep up to its 1 ms timer tick, even a zero one.
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     if let Some(Fault::Slow(delay)) = &fault {
         tokio::time::sleep(*delay).await;
     }

@@ -1,7 +1,9 @@
 //! Outbound HTTP/1.1 connections kept open across requests and instances, as Spin's host
 //! keeps them: Spin sends `wasi:http` requests through a pooled client shared by every
-//! instance of the application (spinframework/spin#3229, #3240; on by default). The guest's
-//! `request-options` timeouts are honoured as wasmtime-wasi-http's default sender does.
+//! instance of the application (spinframework/spin#3229, #3240; on by default), on plain
+//! TCP streams (no `TCP_NODELAY`), as here. The guest's `request-options` timeouts are
+//! honoured as wasmtime-wasi-http's default sender does. Idle connections do not expire: the
+//! fake API server never closes them.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -51,7 +53,7 @@ impl Timeouts {
 impl ConnectionPool {
     /// Sends a plain-HTTP request with an absolute URI on an idle connection to its
     /// authority, or on a new one. A request that a reused connection closed before taking it
-    /// is sent again on a new connection (a server may close an idle connection at any time).
+    /// is sent again on another connection (a server may close an idle connection at any time).
     pub(super) async fn send(
         self: Arc<Self>,
         mut request: http::Request<WasiBody>,
@@ -66,7 +68,7 @@ impl ConnectionPool {
         *request.uri_mut() = path.parse().map_err(|_| Error::HttpRequestUriInvalid)?;
 
         loop {
-            let (mut sender, reused) = match self.checkout(&authority).await {
+            let (mut sender, reused) = match self.checkout(&authority, timeouts.connect).await {
                 Some(sender) => (sender, true),
                 None => (connect(&authority, timeouts.connect).await?, false),
             };
@@ -96,14 +98,14 @@ impl ConnectionPool {
 
     /// An idle connection to `authority` that can take a request, if there is one. Connections
     /// are put back as soon as their response has been read; hyper may need a moment more to
-    /// mark one ready, or may find it closed.
-    async fn checkout(&self, authority: &str) -> Option<SendRequest<WasiBody>> {
+    /// mark one ready (waited for no longer than a connect), or may find it closed.
+    async fn checkout(&self, authority: &str, wait: Duration) -> Option<SendRequest<WasiBody>> {
         loop {
             let mut sender = {
                 let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
                 idle.get_mut(authority)?.pop()?
             };
-            if sender.ready().await.is_ok() {
+            if let Ok(Ok(())) = tokio::time::timeout(wait, sender.ready()).await {
                 return Some(sender);
             }
         }
@@ -123,9 +125,6 @@ async fn connect(authority: &str, timeout: Duration) -> Result<SendRequest<WasiB
         .await
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(Error::Connect)?;
-    // A kept-alive connection writes a request's head and body as separate small segments;
-    // with Nagle's algorithm the second waits for the peer's delayed ACK.
-    stream.set_nodelay(true).map_err(Error::Connect)?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     Ok(sender)
