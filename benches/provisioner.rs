@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use podgateway_test_harness::host::{HostOptions, InstanceSample, InstanceStats};
-use podgateway_test_harness::load::{self, Connection, Post};
+use podgateway_test_harness::load::{Connection, Load, MakeRequest, Post};
 use podgateway_test_harness::{FakeKube, SpinApp, SpinHost, component};
 
 const BUDGET_BYTES: u64 = 1 << 20;
@@ -255,13 +255,14 @@ fn run(options: &Options) -> anyhow::Result<String> {
     let mut instance_rows = Vec::new();
     for path in paths {
         eprintln!("latency: {} ({} requests)...", path.name(), options.requests);
-        // Warm-up: its own ids; the redelivery warm-up redelivers the created warm-up's.
+        // Warm-up: its own ids; the redelivery warm-up redelivers the created warm-up's. No
+        // pause between it and the measurement (a pause makes the next request slower).
+        host.samples()?;
         for i in 0..WARMUP {
             let answer = connection.post(&path.post(&format!("warm-{i}")))?;
             ensure!(answer.status == path.status(), "{}: warm-up answered {}", path.name(), answer.status);
         }
         kube.take_requests();
-        host.samples()?;
         let mut samples = Vec::with_capacity(options.requests);
         let mut unexpected = 0;
         let mut api_connections = BTreeSet::new();
@@ -276,7 +277,9 @@ fn run(options: &Options) -> anyhow::Result<String> {
             let server: Duration = calls.iter().map(|c| c.server_time).sum();
             samples.push((answer.latency, server));
         }
-        let instances = host.samples()?;
+        // One request at a time: the host records instances in request order.
+        let mut instances = host.samples()?;
+        instances.drain(..WARMUP.min(instances.len()));
         latency_rows.push((path, samples, unexpected, api_connections.len()));
         instance_rows.push((path, instances));
     }
@@ -353,10 +356,11 @@ fn run(options: &Options) -> anyhow::Result<String> {
             eprintln!("throughput: API +{} ms, concurrency {concurrency}...", api_latency.as_millis());
             let peak_reset = concurrency == 64 && host.reset_peak()?;
             let tag = format!("tp{}-c{concurrency}", api_latency.as_millis());
-            let make: Arc<dyn Fn(u64) -> Post + Send + Sync> =
-                Arc::new(move |i| Case::Created.post(&format!("{tag}-{i}")));
-            let run =
-                load::run_for(&host.base_url, concurrency, Duration::from_secs_f64(options.seconds), make)?;
+            let make: MakeRequest = Arc::new(move |i| Case::Created.post(&format!("{tag}-{i}")));
+            let mut load = Load::connect(&host.base_url, concurrency)?;
+            load.warm_up(&make)?;
+            kube.take_requests();
+            let run = load.run_for(Duration::from_secs_f64(options.seconds), &make)?;
             let created = kube.take_requests().iter().filter(|c| c.status == Some(201)).count();
             kube.clear_pods();
             let instances = host.samples()?;
@@ -374,6 +378,7 @@ fn run(options: &Options) -> anyhow::Result<String> {
     writeln!(
         report,
         "Each of *c* keep-alive connections sends its next event as soon as it has the answer. \
+         Before each run, every connection sends one event that is not counted (a warm-up). \
          The load generator, the fake API server and the host share the machine's cores.\n"
     )?;
     writeln!(

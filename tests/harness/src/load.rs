@@ -2,6 +2,7 @@
 //! dispatcher keeps them, each carrying one request at a time.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -106,7 +107,7 @@ impl Open {
     }
 }
 
-/// What [`run_for`] saw.
+/// What [`Load::run_for`] saw.
 #[derive(Debug, Clone)]
 pub struct LoadRun {
     /// From the first request sent to the last answer received.
@@ -123,53 +124,91 @@ impl LoadRun {
     }
 }
 
-/// `concurrency` connections, each sending requests back to back until `duration` has
-/// passed (requests in flight then are awaited and counted). Request number `i` (distinct
-/// across all connections, from 0) is `make(i)`. The client runs on one thread.
-pub fn run_for(
-    base_url: &str,
-    concurrency: usize,
-    duration: Duration,
-    make: Arc<dyn Fn(u64) -> Post + Send + Sync>,
-) -> anyhow::Result<LoadRun> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let mut connections = Vec::with_capacity(concurrency);
-        for _ in 0..concurrency {
-            connections.push(Open::connect(base_url).await?);
-        }
-        let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+/// Makes request number `i`; numbers are distinct across all connections and calls.
+pub type MakeRequest = Arc<dyn Fn(u64) -> Post + Send + Sync>;
+
+/// `concurrency` keep-alive connections driven together from one client thread.
+pub struct Load {
+    runtime: tokio::runtime::Runtime,
+    connections: Vec<Open>,
+    next: Arc<AtomicU64>,
+}
+
+impl Load {
+    pub fn connect(base_url: &str, concurrency: usize) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let connections = runtime.block_on(async {
+            let mut connections = Vec::with_capacity(concurrency);
+            for _ in 0..concurrency {
+                connections.push(Open::connect(base_url).await?);
+            }
+            anyhow::Ok(connections)
+        })?;
+        Ok(Self { runtime, connections, next: Arc::default() })
+    }
+
+    /// One request on every connection at once, answers not kept: the first requests after
+    /// a pause are slower (new API connections in the host, cold caches in every process), and
+    /// a measurement should not depend on how long the pause was.
+    pub fn warm_up(&mut self, make: &MakeRequest) -> anyhow::Result<()> {
+        self.drive(|| false, make).map(|_| ())
+    }
+
+    /// Every connection sends requests back to back until `duration` has passed (requests
+    /// in flight then are awaited and counted).
+    pub fn run_for(&mut self, duration: Duration, make: &MakeRequest) -> anyhow::Result<LoadRun> {
         let started = Instant::now();
         let deadline = started + duration;
-        let workers: Vec<_> = connections
-            .into_iter()
-            .map(|mut connection| {
-                let (next, make) = (next.clone(), make.clone());
-                tokio::spawn(async move {
-                    let (mut answers, mut errors) = (Vec::new(), 0);
-                    while Instant::now() < deadline {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        match connection.post(&make(i)).await {
-                            Ok(answer) => answers.push(answer),
-                            Err(_) => {
-                                errors += 1;
-                                if connection.reconnect().await.is_err() {
-                                    tokio::time::sleep(Duration::from_millis(10)).await;
+        let (answers, errors) = self.drive(move || Instant::now() < deadline, make)?;
+        Ok(LoadRun { elapsed: started.elapsed(), answers, errors })
+    }
+
+    /// Sends one request on each connection, then more while `again()`.
+    fn drive(
+        &mut self,
+        again: impl Fn() -> bool + Clone + Send + 'static,
+        make: &MakeRequest,
+    ) -> anyhow::Result<(Vec<Answer>, usize)> {
+        let connections = std::mem::take(&mut self.connections);
+        let next = self.next.clone();
+        let finished = self.runtime.block_on(async {
+            let workers: Vec<_> = connections
+                .into_iter()
+                .map(|mut connection| {
+                    let (next, make, again) = (next.clone(), make.clone(), again.clone());
+                    tokio::spawn(async move {
+                        let (mut answers, mut errors) = (Vec::new(), 0);
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            match connection.post(&make(i)).await {
+                                Ok(answer) => answers.push(answer),
+                                Err(_) => {
+                                    errors += 1;
+                                    if connection.reconnect().await.is_err() {
+                                        tokio::time::sleep(Duration::from_millis(10)).await;
+                                    }
                                 }
                             }
+                            if !again() {
+                                break;
+                            }
                         }
-                    }
-                    (answers, errors)
+                        (connection, answers, errors)
+                    })
                 })
-            })
-            .collect();
-        let mut run = LoadRun { elapsed: Duration::ZERO, answers: Vec::new(), errors: 0 };
-        for worker in workers {
-            let (answers, errors) = worker.await?;
-            run.answers.extend(answers);
-            run.errors += errors;
+                .collect();
+            let mut finished = Vec::with_capacity(workers.len());
+            for worker in workers {
+                finished.push(worker.await?);
+            }
+            anyhow::Ok(finished)
+        })?;
+        let (mut all_answers, mut all_errors) = (Vec::new(), 0);
+        for (connection, answers, errors) in finished {
+            self.connections.push(connection);
+            all_answers.extend(answers);
+            all_errors += errors;
         }
-        run.elapsed = started.elapsed();
-        Ok(run)
-    })
+        Ok((all_answers, all_errors))
+    }
 }
