@@ -52,6 +52,12 @@ fn spin_build_command(root: &Path) -> anyhow::Result<Vec<String>> {
     if words.first().map(String::as_str) != Some("cargo") {
         bail!("the build command {command:?} does not run cargo");
     }
+    // The harness appends cargo options; after `--` they would go to rustc.
+    if words.iter().any(|word| word == "--") {
+        bail!(
+            "the build command {command:?} passes options to rustc after `--`; the harness cannot extend it"
+        );
+    }
     Ok(words)
 }
 
