@@ -499,7 +499,6 @@ impl Case {
             .map(|(n, v)| (n.to_owned(), v.to_owned()))
             .collect(),
             body: data.as_bytes().to_vec().into(),
-            ..Post::default()
         }
     }
 }

@@ -33,21 +33,10 @@ fn outer_target_dir() -> Option<PathBuf> {
     exe.ancestors().filter(|dir| dir.join("CACHEDIR.TAG").is_file()).last().map(Path::to_owned)
 }
 
-/// The words of the one component's `[component.<id>.build] command` in `spin.toml`.
+/// The words of `spin.toml`'s build command, checked to be a cargo command the harness can
+/// extend with options of its own.
 fn spin_build_command(root: &Path) -> anyhow::Result<Vec<String>> {
-    let path = root.join("spin.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let manifest: toml::Table =
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let components = manifest.get("component").and_then(toml::Value::as_table).context("no [component]")?;
-    let [(id, component)] = components.iter().collect::<Vec<_>>()[..] else {
-        bail!("spin.toml must have exactly one component");
-    };
-    let command = component
-        .get("build")
-        .and_then(|build| build.get("command"))
-        .and_then(toml::Value::as_str)
-        .with_context(|| format!("no [component.{id}.build] command"))?;
+    let command = crate::manifest::build_command(root.join("spin.toml"))?;
     let words: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
     if words.first().map(String::as_str) != Some("cargo") {
         bail!("the build command {command:?} does not run cargo");

@@ -66,13 +66,7 @@ async fn send_inner(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> anyhow::Result<Response> {
-    let uri: http::Uri = url.parse().with_context(|| format!("invalid URL {url:?}"))?;
-    if uri.scheme_str() != Some("http") {
-        bail!("only http:// URLs are supported: {url}");
-    }
-    let authority = uri.authority().context("URL without host")?.clone();
-    let stream =
-        tokio::net::TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(80))).await?;
+    let (uri, authority, stream) = connect(url).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     let conn = tokio::spawn(conn);
 
@@ -88,4 +82,18 @@ async fn send_inner(
     let body = body.collect().await?.to_bytes();
     conn.abort();
     Ok(Response { status: parts.status.as_u16(), headers: parts.headers, body })
+}
+
+/// Parses an `http://` URL and opens a TCP connection to its host and port.
+pub(crate) async fn connect(
+    url: &str,
+) -> anyhow::Result<(http::Uri, http::uri::Authority, tokio::net::TcpStream)> {
+    let uri: http::Uri = url.parse().with_context(|| format!("invalid URL {url:?}"))?;
+    if uri.scheme_str() != Some("http") {
+        bail!("only http:// URLs are supported: {url}");
+    }
+    let authority = uri.authority().context("URL without host")?.clone();
+    let stream =
+        tokio::net::TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(80))).await?;
+    Ok((uri, authority, stream))
 }

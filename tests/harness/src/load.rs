@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -14,20 +14,11 @@ use hyper_util::rt::TokioIo;
 /// No request may take longer than this.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A request to send (by default a `POST /`).
-#[derive(Debug, Clone)]
+/// A `POST /` to send.
+#[derive(Debug, Clone, Default)]
 pub struct Post {
-    pub method: &'static str,
-    /// Path and query.
-    pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
-}
-
-impl Default for Post {
-    fn default() -> Self {
-        Self { method: "POST", path: "/".into(), headers: Vec::new(), body: Bytes::new() }
-    }
 }
 
 /// One answered request.
@@ -66,13 +57,7 @@ struct Open {
 
 impl Open {
     async fn connect(base_url: &str) -> anyhow::Result<Self> {
-        let uri: http::Uri = base_url.parse().with_context(|| format!("invalid URL {base_url:?}"))?;
-        if uri.scheme_str() != Some("http") {
-            bail!("only http:// URLs are supported: {base_url}");
-        }
-        let authority = uri.authority().context("URL without host")?.clone();
-        let stream =
-            tokio::net::TcpStream::connect((authority.host(), authority.port_u16().unwrap_or(80))).await?;
+        let (_, authority, stream) = crate::http_client::connect(base_url).await?;
         stream.set_nodelay(true)?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
@@ -81,8 +66,8 @@ impl Open {
 
     async fn post(&mut self, post: &Post) -> anyhow::Result<Answer> {
         let mut req = http::Request::builder()
-            .method(post.method)
-            .uri(post.path.as_str())
+            .method(http::Method::POST)
+            .uri("/")
             .header(http::header::HOST, &self.authority);
         for (name, value) in &post.headers {
             req = req.header(name, value);

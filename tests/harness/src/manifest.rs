@@ -46,16 +46,7 @@ impl SpinApp {
         );
         let app_vars = resolve_app_variables(table(&manifest, "variables")?, overrides)?;
 
-        let components = table(&manifest, "component")?;
-        let component_id = match component_id {
-            Some(id) => id.to_owned(),
-            None if components.len() == 1 => components.keys().next().cloned().unwrap_or_default(),
-            None => bail!("the manifest has {} components: name the one to run", components.len()),
-        };
-        let component = components
-            .get(&component_id)
-            .and_then(Value::as_table)
-            .with_context(|| format!("no [component.{component_id}]"))?;
+        let (component_id, component) = component(&manifest, component_id)?;
 
         let mut variables = BTreeMap::new();
         for (key, template) in table(component, "variables")? {
@@ -82,6 +73,35 @@ impl SpinApp {
             allowed_outbound_hosts,
         })
     }
+}
+
+/// The `[component.<id>.build] command` of the manifest's only component: what `spin build`
+/// runs.
+pub fn build_command(path: impl AsRef<Path>) -> anyhow::Result<String> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let manifest: Table = text.parse().with_context(|| format!("parsing {}", path.display()))?;
+    let (id, component) = component(&manifest, None)?;
+    table(component, "build")?
+        .get("command")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("no [component.{id}.build] command in {}", path.display()))
+}
+
+/// The component named `component_id`, or the only one.
+fn component<'a>(manifest: &'a Table, component_id: Option<&str>) -> anyhow::Result<(String, &'a Table)> {
+    let components = table(manifest, "component")?;
+    let component_id = match component_id {
+        Some(id) => id.to_owned(),
+        None if components.len() == 1 => components.keys().next().cloned().unwrap_or_default(),
+        None => bail!("the manifest has {} components: name the one to run", components.len()),
+    };
+    let component = components
+        .get(&component_id)
+        .and_then(Value::as_table)
+        .with_context(|| format!("no [component.{component_id}]"))?;
+    Ok((component_id, component))
 }
 
 fn table<'a>(parent: &'a Table, key: &str) -> anyhow::Result<&'a Table> {
