@@ -12,14 +12,13 @@ use wasi::http::types::{
     OutgoingRequest, RequestOptions, Scheme,
 };
 use wasi::io::poll::{Pollable, poll};
-use wasi::io::streams::{InputStream, StreamError};
+use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
 use crate::kube::TransportError;
 
 /// Answers from the API server larger than this are not read (a pod is a few KiB).
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 const READ_CHUNK: u64 = 64 * 1024;
-const WRITE_CHUNK: usize = 4096;
 
 pub fn send(
     request: http::Request<Vec<u8>>,
@@ -28,17 +27,32 @@ pub fn send(
     let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
     let deadline = monotonic_clock::subscribe_instant(monotonic_clock::now().saturating_add(nanos));
     let (parts, body) = request.into_parts();
-    let outgoing = outgoing_request(&parts)?;
+    let outgoing = outgoing_request(&parts, body.len())?;
     let outgoing_body = outgoing.body().map_err(|()| failed("the request body is not writable"))?;
+    let stream = outgoing_body.write().map_err(|()| failed("the request body is not writable"))?;
 
     let options = RequestOptions::new();
     // A host may not support every timeout; the deadline below bounds the call regardless.
     let _ = options.set_connect_timeout(Some(nanos));
     let _ = options.set_first_byte_timeout(Some(nanos));
     let _ = options.set_between_bytes_timeout(Some(nanos));
-    let future = outgoing_handler::handle(outgoing, Some(options)).map_err(transport_error)?;
 
-    let written = write_body(outgoing_body, &body);
+    // The body goes to the host before the request does, so that the host sends head and body
+    // together: a body that follows the head waits for the peer's delayed ACK (Nagle), ~40 ms.
+    // Only a body larger than the host's buffer is written after the request is handed over.
+    let buffered = write_ready(&stream, &body).map_err(|error| body_error(&error))?;
+    let (future, written) = if buffered == body.len() {
+        drop(stream);
+        OutgoingBody::finish(outgoing_body, None).map_err(transport_error)?;
+        (outgoing_handler::handle(outgoing, Some(options)).map_err(transport_error)?, Ok(()))
+    } else {
+        let future = outgoing_handler::handle(outgoing, Some(options)).map_err(transport_error)?;
+        let written = write_all(&stream, &body[buffered..], Some(&deadline)).and_then(|()| {
+            drop(stream);
+            OutgoingBody::finish(outgoing_body, None).map_err(transport_error)
+        });
+        (future, written)
+    };
     let response = match wait_for_response(&future, &deadline) {
         Ok(response) => response,
         // When a write fails, the response future usually holds the host's reason (e.g. a
@@ -50,12 +64,19 @@ pub fn send(
     response_parts(response, &deadline)
 }
 
-fn outgoing_request(parts: &http::request::Parts) -> Result<OutgoingRequest, TransportError> {
-    let entries: Vec<(String, Vec<u8>)> = parts
+fn outgoing_request(
+    parts: &http::request::Parts,
+    body_len: usize,
+) -> Result<OutgoingRequest, TransportError> {
+    let mut entries: Vec<(String, Vec<u8>)> = parts
         .headers
         .iter()
         .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
         .collect();
+    // A known length lets the host send the body in one piece rather than as chunks.
+    if body_len > 0 {
+        entries.push(("content-length".to_owned(), body_len.to_string().into_bytes()));
+    }
     let headers =
         Fields::from_list(&entries).map_err(|error| failed(&format!("invalid request header: {error:?}")))?;
     let request = OutgoingRequest::new(headers);
@@ -78,16 +99,44 @@ fn outgoing_request(parts: &http::request::Parts) -> Result<OutgoingRequest, Tra
     if valid { Ok(request) } else { Err(failed(&format!("the host rejected the request URL {}", parts.uri))) }
 }
 
-fn write_body(outgoing_body: OutgoingBody, body: &[u8]) -> Result<(), TransportError> {
-    {
-        let stream = outgoing_body.write().map_err(|()| failed("the request body is not writable"))?;
-        for chunk in body.chunks(WRITE_CHUNK) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|error| failed(&format!("cannot send the request body: {error:?}")))?;
+/// Writes as much of `bytes` as the host takes without waiting; returns how many it took.
+pub fn write_ready(stream: &OutputStream, bytes: &[u8]) -> Result<usize, StreamError> {
+    let mut written = 0;
+    while written < bytes.len() {
+        let permitted = usize::try_from(stream.check_write()?).unwrap_or(usize::MAX);
+        if permitted == 0 {
+            break;
+        }
+        let end = written + permitted.min(bytes.len() - written);
+        stream.write(&bytes[written..end])?;
+        written = end;
+    }
+    stream.flush()?;
+    Ok(written)
+}
+
+/// Writes all of `bytes`, waiting for the host to take them (until `deadline`, if any).
+pub fn write_all(
+    stream: &OutputStream,
+    bytes: &[u8],
+    deadline: Option<&Pollable>,
+) -> Result<(), TransportError> {
+    let mut written = 0;
+    loop {
+        written += write_ready(stream, &bytes[written..]).map_err(|error| body_error(&error))?;
+        if written == bytes.len() {
+            return Ok(());
+        }
+        let ready = stream.subscribe();
+        match deadline {
+            Some(deadline) => wait(&ready, deadline)?,
+            None => ready.block(),
         }
     }
-    OutgoingBody::finish(outgoing_body, None).map_err(transport_error)
+}
+
+fn body_error(error: &StreamError) -> TransportError {
+    failed(&format!("cannot write the body: {error:?}"))
 }
 
 fn wait_for_response(

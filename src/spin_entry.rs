@@ -2,16 +2,19 @@
 
 use std::time::{Duration, Instant};
 
-use spin_sdk::http::{IncomingRequest, Method as SpinMethod, Response};
+use spin_sdk::http::{
+    Fields, IncomingRequest, Method as SpinMethod, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 use spin_sdk::http_component;
+use spin_sdk::wit::wasi::http0_2_0::types::{self as wasi_http, ErrorCode};
 
-use crate::event::{MAX_BODY_BYTES, Rejection};
+use crate::event::{HttpAnswer, MAX_BODY_BYTES, Rejection};
 use crate::kube::{KubeApi, TransportError};
 use crate::outbound;
 use crate::service::{self, Host, Incoming};
 
 #[http_component]
-fn handle_request(request: IncomingRequest) -> Response {
+fn handle_request(request: IncomingRequest, response_out: ResponseOutparam) {
     let started = Instant::now();
     let method = http_method(request.method());
     let headers = header_map(&request);
@@ -23,12 +26,50 @@ fn handle_request(request: IncomingRequest) -> Response {
         Ok(line) => println!("{line}"),
         Err(error) => eprintln!("cannot write the log line: {error}"),
     }
-    let mut response = Response::builder();
-    response.status(answer.status);
-    for (name, value) in answer.headers {
-        response.header(name, value);
+    if let Err(error) = respond(answer, response_out) {
+        eprintln!("cannot send the answer: {error}");
     }
-    response.body(answer.body).build()
+}
+
+/// Sends the answer in one piece: the body is written and finished before the response is
+/// handed to the host. spin-sdk's `set_with_body` hands the response over first; the host then
+/// sends the head alone, and the body waits for the client's delayed ACK (Nagle), ~40 ms. A
+/// body larger than the host's buffer is written after the hand-over, as it must be.
+fn respond(answer: HttpAnswer, response_out: ResponseOutparam) -> Result<(), String> {
+    let response = match outgoing_response(&answer) {
+        Ok(response) => response,
+        Err(error) => {
+            let out = response_out.into_inner();
+            wasi_http::ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some(error.clone()))));
+            return Err(error);
+        }
+    };
+    let body = response.body().map_err(|()| "the response body is not writable".to_owned())?;
+    let stream = body.write().map_err(|()| "the response body is not writable".to_owned())?;
+    let buffered = outbound::write_ready(&stream, &answer.body).map_err(|error| format!("{error:?}"))?;
+    if buffered < answer.body.len() {
+        response_out.set(response);
+        outbound::write_all(&stream, &answer.body[buffered..], None).map_err(|error| format!("{error:?}"))?;
+        drop(stream);
+        return OutgoingBody::finish(body, None).map_err(|error| format!("{error:?}"));
+    }
+    drop(stream);
+    OutgoingBody::finish(body, None).map_err(|error| format!("{error:?}"))?;
+    response_out.set(response);
+    Ok(())
+}
+
+fn outgoing_response(answer: &HttpAnswer) -> Result<OutgoingResponse, String> {
+    let mut entries: Vec<(String, Vec<u8>)> =
+        answer.headers.iter().map(|(name, value)| ((*name).to_owned(), value.as_bytes().to_vec())).collect();
+    // A 204 carries no Content-Length (RFC 9110 §8.6).
+    if answer.status != 204 {
+        entries.push(("content-length".to_owned(), answer.body.len().to_string().into_bytes()));
+    }
+    let headers = Fields::from_list(&entries).map_err(|error| format!("invalid answer header: {error:?}"))?;
+    let response = OutgoingResponse::new(headers);
+    response.set_status_code(answer.status).map_err(|()| format!("invalid status {}", answer.status))?;
+    Ok(response)
 }
 
 /// Spin variables, the clock and outbound HTTP.

@@ -7,8 +7,6 @@ use std::path::Path;
 use anyhow::{Context, bail, ensure};
 use toml::{Table, Value};
 
-use crate::host::AllowedHosts;
-
 /// One component of a Spin application, resolved and ready for [`crate::host::SpinHost`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpinApp {
@@ -64,7 +62,6 @@ impl SpinApp {
                 allowed_outbound_hosts.push(render(host, &app_vars)?);
             }
         }
-        AllowedHosts::parse(&allowed_outbound_hosts).context("invalid allowed_outbound_hosts")?;
 
         Ok(Self {
             route: http_route(&manifest, &component_id)?,
@@ -73,6 +70,34 @@ impl SpinApp {
             allowed_outbound_hosts,
         })
     }
+}
+
+/// The id of the manifest's only component.
+pub fn component_id(manifest: &str) -> anyhow::Result<String> {
+    Ok(component(&manifest.parse()?, None)?.0)
+}
+
+/// The manifest for `spin up` outside its directory: the only component's `source` is `wasm`
+/// (an absolute path) and, when given, its `allowed_outbound_hosts` are replaced.
+pub fn with_source(
+    manifest: &str,
+    wasm: &Path,
+    allowed_outbound_hosts: Option<&[String]>,
+) -> anyhow::Result<String> {
+    let mut manifest: Table = manifest.parse()?;
+    let id = component(&manifest, None)?.0;
+    let component = manifest
+        .get_mut("component")
+        .and_then(|components| components.get_mut(&id))
+        .and_then(Value::as_table_mut)
+        .context("no component")?;
+    let wasm = wasm.canonicalize().with_context(|| format!("{}", wasm.display()))?;
+    component.insert("source".into(), Value::String(wasm.to_string_lossy().into_owned()));
+    if let Some(hosts) = allowed_outbound_hosts {
+        let hosts = hosts.iter().cloned().map(Value::String).collect();
+        component.insert("allowed_outbound_hosts".into(), Value::Array(hosts));
+    }
+    Ok(toml::to_string(&manifest)?)
 }
 
 /// The `[component.<id>.build] command` of the manifest's only component: what `spin build`
@@ -261,9 +286,12 @@ mod tests {
         assert!(format!("{err:#}").contains("\"nope\""), "{err:#}");
     }
 
+    /// Spin checks the entries only when the component sends a request (see
+    /// `AllowedHosts::resolve`): the application loads.
     #[test]
-    fn invalid_outbound_host_is_an_error() {
-        assert!(SpinApp::from_toml(MANIFEST, None, [("token", "t"), ("url", "not a url")]).is_err());
+    fn an_invalid_outbound_host_is_kept_as_resolved() {
+        let app = SpinApp::from_toml(MANIFEST, None, [("token", "t"), ("url", "not a url")]).unwrap();
+        assert_eq!(app.allowed_outbound_hosts, ["not a url"]);
     }
 
     #[test]

@@ -14,7 +14,10 @@ mod validation;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -64,6 +67,10 @@ pub struct RecordedRequest {
     pub server_time: Duration,
     /// Which connection it came on: connections are numbered from 1 as the fake accepts them.
     pub connection: u64,
+    /// Socket reads that returned bytes of this request. A small request sent in one piece
+    /// arrives in one read; a body sent after its head arrives later, in a read of its own
+    /// (with Nagle's algorithm, after the server's delayed ACK: ~40 ms).
+    pub reads: u32,
 }
 
 impl RecordedRequest {
@@ -286,7 +293,9 @@ fn serve(listener: std::net::TcpListener, state: Arc<Mutex<State>>, mut stop: on
             };
             let state = state.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |req| answer(state.clone(), connection, req));
+                let reads = Arc::new(AtomicU32::new(0));
+                let stream = CountingReads { inner: stream, reads: reads.clone() };
+                let service = service_fn(move |req| answer(state.clone(), connection, reads.clone(), req));
                 let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
@@ -306,13 +315,55 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
+/// A connection that counts the reads that return bytes. A client sends one request at a time
+/// and waits for its answer, so the reads since the last answer are the current request's.
+struct CountingReads {
+    inner: tokio::net::TcpStream,
+    reads: Arc<AtomicU32>,
+}
+
+impl tokio::io::AsyncRead for CountingReads {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+        }
+        poll
+    }
+}
+
+impl tokio::io::AsyncWrite for CountingReads {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 async fn answer(
     state: Arc<Mutex<State>>,
     connection: u64,
+    reads: Arc<AtomicU32>,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Dropped> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    let reads = reads.swap(0, Ordering::Relaxed);
     let started = Instant::now();
     let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
     let (fault, latency) = {
@@ -337,6 +388,7 @@ async fn answer(
         warnings: Vec::new(),
         server_time: Duration::ZERO,
         connection,
+        reads,
     };
     let verb = api::verb(&parts.method, parts.uri.path()).unwrap_or("get");
     let reply = match fault {

@@ -71,7 +71,7 @@ impl SpinHost {
         let logs = Arc::new(GuestLogs::default());
         let server = Arc::new(Server {
             pre,
-            outbound: Arc::new(AllowedHosts::parse(&app.allowed_outbound_hosts)?),
+            outbound: Arc::new(AllowedHosts::resolve(&app.allowed_outbound_hosts)),
             connections: Arc::default(),
             component_id: app.component_id.into(),
             variables: Arc::new(app.variables),

@@ -48,6 +48,18 @@ impl AllowedHosts {
         entries.iter().map(|e| AllowedHost::parse(e.as_ref())).collect::<anyhow::Result<_>>().map(Self)
     }
 
+    /// What Spin does with the resolved entries of a component: it starts whatever they are,
+    /// parses them when the component first sends a request, and denies every request when
+    /// one entry is invalid (`spin-factor-outbound-networking`, "invalid_allowed_hosts").
+    pub fn resolve<S: AsRef<str>>(entries: &[S]) -> Self {
+        Self::parse(entries).unwrap_or_else(|error| {
+            eprintln!(
+                "spin host: error parsing allowed outbound hosts: {error:#}; every outbound request is denied"
+            );
+            Self(Vec::new())
+        })
+    }
+
     /// Whether an absolute request URI may be sent.
     pub fn allows(&self, uri: &http::Uri) -> bool {
         let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
@@ -259,6 +271,12 @@ mod tests {
         assert!(allows(&["http://127.0.0.0/8:*"], "http://127.1.2.3:9/"));
         assert!(allows(&["http://localhost:8000..8010"], "http://localhost:8005/"));
         assert!(!allows(&["http://localhost:8000..8010"], "http://localhost:8010/"));
+    }
+
+    #[test]
+    fn an_invalid_entry_denies_every_request() {
+        let hosts = AllowedHosts::resolve(&["http://127.0.0.1:8001", "kubernetes.default.svc"]);
+        assert!(!hosts.allows(&"http://127.0.0.1:8001/api".parse().unwrap()));
     }
 
     #[test]

@@ -1,119 +1,17 @@
-//! End to end: the release `.wasm` in the Spin-like host, configured from spin.toml, driven
-//! the way a Knative broker drives it, against the fake Kubernetes API server.
+//! The provisioning scenarios: a pending event in, a pod and a reply out, and every way that
+//! can go wrong, under each host of the suite.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use podgateway_test_harness::http_client::{Response, send_blocking};
-use podgateway_test_harness::{FakeKube, Fault, SpinApp, SpinHost, component};
+use podgateway_test_harness::http_client::Response;
+use podgateway_test_harness::{FakeKube, Fault, Runtime};
 use serde_json::{Value, json};
 
-const PENDING: &str = "io.podgateway.client.pending";
-const DONE: &str = "io.podgateway.client.scheduling.done";
-const FAILED: &str = "io.podgateway.client.scheduling.failed";
-const REPLY_SOURCE: &str = "podgateway/eventing/client/provisioner";
-/// The pod name for the event (source `urn:test`, id `42`) under the documented rule:
-/// `podgateway-client-` + the first 20 hex of SHA-256(be64(8) "urn:test" be64(2) "42").
-const POD_42: &str = "podgateway-client-7678b351e70b8efde9a6";
+use crate::world::*;
 
-/// The component in its host with a fake API server behind it. The component's token may
-/// create and get pods in `default`, nothing else, as `deploy/rbac.yaml` grants.
-struct World {
-    kube: FakeKube,
-    host: SpinHost,
-}
-
-impl World {
-    fn new(variables: &[(&str, &str)]) -> Self {
-        Self::with_app(variables, |_| {})
-    }
-
-    fn with_app(variables: &[(&str, &str)], adjust: impl FnOnce(&mut SpinApp)) -> Self {
-        let kube = FakeKube::start_empty();
-        kube.add_namespace("default");
-        kube.add_token(FakeKube::TOKEN, FakeKube::USER);
-        kube.grant(FakeKube::USER, &["create", "get"], Some("default"));
-        let url = kube.url();
-        let mut overrides = vec![("k8s_api_url", url.as_str()), ("k8s_token", FakeKube::TOKEN)];
-        overrides.extend_from_slice(variables);
-        let mut app = SpinApp::from_manifest(concat!(env!("CARGO_MANIFEST_DIR"), "/spin.toml"), overrides)
-            .expect("spin.toml resolves");
-        adjust(&mut app);
-        let wasm = component::release_component().expect("the component builds");
-        let host = SpinHost::start(&wasm, app).expect("the host starts");
-        World { kube, host }
-    }
-
-    fn post(&self, headers: &[(&str, &str)], body: &str) -> Response {
-        self.send("POST", headers, body)
-    }
-
-    fn send(&self, method: &str, headers: &[(&str, &str)], body: &str) -> Response {
-        send_blocking(method, &format!("{}/", self.host.base_url()), headers, body.to_owned())
-            .expect("the component answers")
-    }
-
-    fn pending(&self, id: &str, data: &str) -> Response {
-        self.post(&binary(id, PENDING), data)
-    }
-
-    fn stored_pods(&self) -> Vec<Value> {
-        self.kube.pods("default")
-    }
-
-    /// The log lines of every request so far, parsed.
-    fn logs(&self) -> Vec<Value> {
-        self.host.logs().iter().map(|line| serde_json::from_str(line).expect("a JSON log line")).collect()
-    }
-}
-
-fn binary<'a>(id: &'a str, event_type: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("ce-specversion", "1.0"),
-        ("ce-id", id),
-        ("ce-source", "urn:test"),
-        ("ce-type", event_type),
-        ("content-type", "application/json"),
-    ]
-}
-
-fn assert_reply(response: &Response, event_type: &str) -> Value {
-    assert_eq!(response.status, 200, "{}", response.text());
-    assert_eq!(response.header("ce-specversion"), Some("1.0"));
-    assert_eq!(response.header("ce-type"), Some(event_type));
-    assert_eq!(response.header("ce-source"), Some(REPLY_SOURCE));
-    assert_eq!(response.header("content-type"), Some("application/json"));
-    let id = response.header("ce-id").expect("ce-id");
-    assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
-    let time = response.header("ce-time").expect("ce-time");
-    assert!(time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
-    response.json()
-}
-
-fn done_data(pod: &str, id: &str, gateway: &str) -> Value {
-    json!({
-        "pod_name": pod, "namespace": "default", "gateway_name": gateway,
-        "message": "A pod-gateway client has been scheduled.",
-        "request_id": id, "request_source": "urn:test",
-    })
-}
-
-fn failed_message(response: &Response, gateway: Value) -> String {
-    let data = assert_reply(response, FAILED);
-    assert_eq!(response.header("ce-subject"), None);
-    assert_eq!(data["gateway_name"], gateway);
-    assert_eq!(data["request_source"], "urn:test");
-    assert_eq!(data.as_object().unwrap().len(), 4, "{data}");
-    data["message"].as_str().expect("a message").to_owned()
-}
-
-fn strings(value: &Value) -> BTreeMap<String, String> {
-    serde_json::from_value(value.clone()).unwrap_or_default()
-}
-
-#[test]
-fn a_binary_mode_pending_event_creates_the_pod_and_replies_done() {
-    let world = World::new(&[]);
+fn a_binary_mode_pending_event_creates_the_pod_and_replies_done(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     let response = world.pending("42", r#"{"gateway_name":"foo"}"#);
     let data = assert_reply(&response, DONE);
     assert_eq!(data, done_data(POD_42, "42", "foo"));
@@ -167,12 +65,11 @@ fn a_binary_mode_pending_event_creates_the_pod_and_replies_done() {
     assert_eq!((log["pod"].as_str(), log["namespace"].as_str()), (Some(POD_42), Some("default")));
     assert_eq!(log["api_status"], json!([201]));
     assert!(log["elapsed_ms"].is_u64());
-    assert!(!world.host.logs().concat().contains(FakeKube::TOKEN), "the token is never logged");
+    assert!(!world.raw_logs().concat().contains(FakeKube::TOKEN), "the token is never logged");
 }
 
-#[test]
-fn a_structured_mode_pending_event_is_handled_the_same() {
-    let world = World::new(&[]);
+fn a_structured_mode_pending_event_is_handled_the_same(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     let event = json!({
         "specversion": "1.0", "id": "42", "source": "urn:test", "type": PENDING,
         "datacontenttype": "application/json", "data": {"gateway_name": "bar"}
@@ -183,9 +80,8 @@ fn a_structured_mode_pending_event_is_handled_the_same() {
     assert_eq!(world.stored_pods()[0]["metadata"]["annotations"]["setGateway"], "bar");
 }
 
-#[test]
-fn percent_encoded_attributes_are_decoded() {
-    let world = World::new(&[]);
+fn percent_encoded_attributes_are_decoded(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     let mut headers = binary("id%20%C3%A9", PENDING);
     headers[2] = ("ce-source", "urn:caf%C3%A9");
     let data = assert_reply(&world.post(&headers, r#"{"gateway_name":"foo"}"#), DONE);
@@ -198,15 +94,17 @@ fn percent_encoded_attributes_are_decoded() {
     assert_eq!(annotations["podgateway.io/event-id"], "id é");
 }
 
-#[test]
-fn configured_pods_carry_every_setting() {
-    let world = World::new(&[
-        ("client_image", "busybox:1.37"),
-        ("client_command", r#"["sh","-c","wget -qO- ifconfig.me; sleep 600"]"#),
-        ("client_name_prefix", "vpn"),
-        ("gateway_label", "setGateway"),
-        ("client_active_deadline_seconds", "900"),
-    ]);
+fn configured_pods_carry_every_setting(runtime: &Runtime) {
+    let world = World::new(
+        runtime,
+        &[
+            ("client_image", "busybox:1.37"),
+            ("client_command", r#"["sh","-c","wget -qO- ifconfig.me; sleep 600"]"#),
+            ("client_name_prefix", "vpn"),
+            ("gateway_label", "setGateway"),
+            ("client_active_deadline_seconds", "900"),
+        ],
+    );
     let response = world.pending("42", r#"{"gateway_name":"foo","message":"nightly crawl"}"#);
     let data = assert_reply(&response, DONE);
     assert_eq!(data["pod_name"], "vpn-7678b351e70b8efde9a6");
@@ -221,9 +119,8 @@ fn configured_pods_carry_every_setting() {
     );
 }
 
-#[test]
-fn a_redelivered_event_finds_its_pod() {
-    let world = World::new(&[]);
+fn a_redelivered_event_finds_its_pod(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     let first = world.pending("42", r#"{"gateway_name":"foo"}"#);
     let again = world.pending("42", r#"{"gateway_name":"foo"}"#);
     assert_eq!(assert_reply(&first, DONE), assert_reply(&again, DONE));
@@ -237,9 +134,8 @@ fn a_redelivered_event_finds_its_pod() {
 
 /// Spin keeps outbound connections open across requests and instances; so does the host,
 /// and a connection the API server drops is not used again.
-#[test]
-fn api_calls_reuse_one_kept_alive_connection() {
-    let world = World::new(&[]);
+fn api_calls_reuse_one_kept_alive_connection(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     for id in ["42", "42", "43"] {
         assert_reply(&world.pending(id, r#"{"gateway_name":"foo"}"#), DONE);
     }
@@ -263,9 +159,8 @@ fn api_calls_reuse_one_kept_alive_connection() {
     );
 }
 
-#[test]
-fn ten_concurrent_deliveries_make_one_pod() {
-    let world = World::new(&[]);
+fn ten_concurrent_deliveries_make_one_pod(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     let responses: Vec<Response> = std::thread::scope(|scope| {
         let handles: Vec<_> =
             (0..10).map(|_| scope.spawn(|| world.pending("42", r#"{"gateway_name":"foo"}"#))).collect();
@@ -280,9 +175,8 @@ fn ten_concurrent_deliveries_make_one_pod() {
     assert_eq!(created, 1);
 }
 
-#[test]
-fn distinct_events_make_distinct_pods() {
-    let world = World::new(&[]);
+fn distinct_events_make_distinct_pods(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     let first = assert_reply(&world.pending("a", r#"{"gateway_name":"foo"}"#), DONE);
     let second = assert_reply(&world.pending("b", r#"{"gateway_name":"foo"}"#), DONE);
     assert_ne!(first["pod_name"], second["pod_name"]);
@@ -293,9 +187,8 @@ fn distinct_events_make_distinct_pods() {
     assert_eq!(names, expected);
 }
 
-#[test]
-fn bad_gateway_requests_are_failed_without_an_api_call() {
-    let world = World::new(&[("allowed_gateways", "foo,bar")]);
+fn bad_gateway_requests_are_failed_without_an_api_call(runtime: &Runtime) {
+    let world = World::new(runtime, &[("allowed_gateways", "foo,bar")]);
     let cases: [(&str, Value, &str); 6] = [
         (r#"{"message":"hi"}"#, Value::Null, "the event data has no `gateway_name`"),
         (r#"{"gateway_name":""}"#, json!(""), "`gateway_name` is empty"),
@@ -320,9 +213,8 @@ fn bad_gateway_requests_are_failed_without_an_api_call() {
     assert!(world.logs().iter().all(|log| log["outcome"] == "failed" && log["api_status"] == json!([])));
 }
 
-#[test]
-fn api_refusals_are_failed_with_the_api_reason() {
-    let world = World::new(&[("k8s_token", "wrong-token")]);
+fn api_refusals_are_failed_with_the_api_reason(runtime: &Runtime) {
+    let world = World::new(runtime, &[("k8s_token", "wrong-token")]);
     let message = failed_message(&world.pending("42", r#"{"gateway_name":"foo"}"#), json!("foo"));
     assert_eq!(
         message,
@@ -332,7 +224,7 @@ fn api_refusals_are_failed_with_the_api_reason() {
         )
     );
 
-    let world = World::new(&[]);
+    let world = World::new(runtime, &[]);
     world.kube.revoke(FakeKube::USER);
     world.kube.grant(FakeKube::USER, &["get"], Some("default"));
     let message = failed_message(&world.pending("42", r#"{"gateway_name":"foo"}"#), json!("foo"));
@@ -345,7 +237,7 @@ fn api_refusals_are_failed_with_the_api_reason() {
     );
 
     // With rights in every namespace the request passes authorization and meets admission.
-    let world = World::new(&[("client_namespace", "missing")]);
+    let world = World::new(runtime, &[("client_namespace", "missing")]);
     world.kube.grant(FakeKube::USER, &["create", "get"], None);
     let message = failed_message(&world.pending("42", r#"{"gateway_name":"foo"}"#), json!("foo"));
     assert!(
@@ -355,9 +247,8 @@ fn api_refusals_are_failed_with_the_api_reason() {
     assert!(world.stored_pods().is_empty());
 }
 
-#[test]
-fn an_invalid_pod_is_failed_with_the_api_causes() {
-    let world = World::new(&[]);
+fn an_invalid_pod_is_failed_with_the_api_causes(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     // A message that pushes the annotations past the API's 262,144 bytes in total while the
     // event stays within the component's 256 KiB body limit.
     let message = "m".repeat(262_100);
@@ -371,9 +262,8 @@ fn an_invalid_pod_is_failed_with_the_api_causes() {
     assert!(world.stored_pods().is_empty());
 }
 
-#[test]
-fn a_foreign_pod_with_the_same_name_is_a_failure() {
-    let world = World::new(&[]);
+fn a_foreign_pod_with_the_same_name_is_a_failure(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     world.kube.seed_pod(
         "default",
         json!({"metadata": {"name": POD_42, "annotations": {"podgateway.io/event-source": "urn:elsewhere",
@@ -407,9 +297,8 @@ fn assert_retried_then_done(world: &World, expected_retry_after: Option<&str>, e
     assert_eq!(world.stored_pods().len(), 1);
 }
 
-#[test]
-fn too_many_requests_is_retried_with_retry_after() {
-    let world = World::new(&[]);
+fn too_many_requests_is_retried_with_retry_after(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     world.kube.inject(Fault::TooManyRequests { retry_after_seconds: 3 }, 1);
     assert_retried_then_done(
         &world,
@@ -418,26 +307,23 @@ fn too_many_requests_is_retried_with_retry_after() {
     );
 }
 
-#[test]
-fn server_timeout_is_retried_with_retry_after() {
-    let world = World::new(&[]);
+fn server_timeout_is_retried_with_retry_after(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     world.kube.inject(Fault::ServerTimeout { retry_after_seconds: 2 }, 1);
     assert_retried_then_done(&world, Some("2"), "500 ServerTimeout: The create operation against pods");
 }
 
-#[test]
-fn internal_errors_and_unavailable_are_retried() {
-    let world = World::new(&[]);
+fn internal_errors_and_unavailable_are_retried(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     world.kube.inject(Fault::InternalError("etcd is down".into()), 1);
     assert_retried_then_done(&world, None, "500 InternalError: Internal error occurred: etcd is down");
-    let world = World::new(&[]);
+    let world = World::new(runtime, &[]);
     world.kube.inject(Fault::ServiceUnavailable, 1);
     assert_retried_then_done(&world, None, "503 ServiceUnavailable");
 }
 
-#[test]
-fn a_hung_api_is_bounded_by_the_timeout() {
-    let world = World::new(&[("k8s_timeout_seconds", "1")]);
+fn a_hung_api_is_bounded_by_the_timeout(runtime: &Runtime) {
+    let world = World::new(runtime, &[("k8s_timeout_seconds", "1")]);
     world.kube.inject(Fault::Slow(Duration::from_secs(4)), 1);
     let started = Instant::now();
     let response = world.pending("42", r#"{"gateway_name":"foo"}"#);
@@ -458,16 +344,14 @@ fn a_hung_api_is_bounded_by_the_timeout() {
     assert_eq!(world.stored_pods().len(), 1);
 }
 
-#[test]
-fn a_dropped_connection_is_retried() {
-    let world = World::new(&[]);
+fn a_dropped_connection_is_retried(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     world.kube.inject(Fault::DropConnection, 1);
     assert_retried_then_done(&world, None, "cannot reach the Kubernetes API at http://127.0.0.1:");
 }
 
-#[test]
-fn bad_requests_are_refused_with_a_json_error_and_touch_nothing() {
-    let world = World::new(&[]);
+fn bad_requests_are_refused_with_a_json_error_and_touch_nothing(runtime: &Runtime) {
+    let world = World::new(runtime, &[]);
     let error = |response: &Response, status: u16| -> String {
         assert_eq!(response.status, status, "{}", response.text());
         assert_eq!(response.header("content-type"), Some("application/json"));
@@ -499,8 +383,7 @@ fn bad_requests_are_refused_with_a_json_error_and_touch_nothing() {
     assert_eq!(outcomes, ["rejected", "rejected", "rejected", "rejected", "rejected", "ignored"]);
 }
 
-#[test]
-fn bad_variable_values_answer_500_naming_the_variable() {
+fn bad_variable_values_answer_500_naming_the_variable(runtime: &Runtime) {
     let cases = [
         ("client_command", "sleep infinity", "is not a JSON array of strings"),
         ("dry_run", "yes", "is neither true nor false"),
@@ -508,7 +391,7 @@ fn bad_variable_values_answer_500_naming_the_variable() {
         ("client_name_prefix", "Clients", "cannot start pod names"),
     ];
     for (variable, value, problem) in cases {
-        let world = World::new(&[(variable, value)]);
+        let world = World::new(runtime, &[(variable, value)]);
         let response = world.pending("42", r#"{"gateway_name":"foo"}"#);
         assert_eq!(response.status, 500, "{variable}: {}", response.text());
         let error = response.json()["error"].as_str().unwrap().to_owned();
@@ -521,13 +404,10 @@ fn bad_variable_values_answer_500_naming_the_variable() {
     }
 }
 
-#[test]
-fn a_k8s_api_url_that_is_not_a_url_answers_500() {
-    // Spin itself refuses to start when the templated allowed_outbound_hosts is not a URL,
-    // so the host here keeps a valid allow-list and only the component sees the bad value.
-    let world = World::with_app(&[], |app| {
-        app.variables.insert("k8s_api_url".into(), "kubernetes.default.svc".into());
-    });
+/// Spin starts with an `allowed_outbound_hosts` entry that its template made invalid (it
+/// denies every outbound request then); the component reports the variable itself.
+fn a_k8s_api_url_that_is_not_a_url_answers_500(runtime: &Runtime) {
+    let world = World::new(runtime, &[("k8s_api_url", "kubernetes.default.svc")]);
     let response = world.pending("42", r#"{"gateway_name":"foo"}"#);
     assert_eq!(response.status, 500);
     assert_eq!(
@@ -536,9 +416,8 @@ fn a_k8s_api_url_that_is_not_a_url_answers_500() {
     );
 }
 
-#[test]
-fn dry_run_validates_without_storing() {
-    let world = World::new(&[("dry_run", "true")]);
+fn dry_run_validates_without_storing(runtime: &Runtime) {
+    let world = World::new(runtime, &[("dry_run", "true")]);
     let data = assert_reply(&world.pending("42", r#"{"gateway_name":"foo"}"#), DONE);
     assert_eq!(
         data["message"],
@@ -548,11 +427,8 @@ fn dry_run_validates_without_storing() {
     assert!(world.stored_pods().is_empty());
 }
 
-#[test]
-fn an_api_url_outside_the_allowed_hosts_is_reported_cleanly() {
-    let world = World::with_app(&[], |app| {
-        app.allowed_outbound_hosts = vec!["https://kubernetes.default.svc".into()]
-    });
+fn an_api_url_outside_the_allowed_hosts_is_reported_cleanly(runtime: &Runtime) {
+    let world = World::with_outbound_hosts(runtime, &["https://kubernetes.default.svc"]);
     let started = Instant::now();
     let response = world.pending("42", r#"{"gateway_name":"foo"}"#);
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -565,26 +441,27 @@ fn an_api_url_outside_the_allowed_hosts_is_reported_cleanly() {
     assert!(world.kube.requests().is_empty());
 }
 
-#[test]
-fn the_component_imports_only_wasi_and_spin_variables() {
-    let wasm = std::fs::read(component::release_component().expect("the component builds")).unwrap();
-    // Only the outer component's imports: nested components (the export adapters) have
-    // imports of their own that the host never sees.
-    let mut imports = Vec::new();
-    let mut depth = 0;
-    for payload in wasmparser::Parser::new(0).parse_all(&wasm) {
-        match payload.expect("a valid component") {
-            wasmparser::Payload::Version { .. } => depth += 1,
-            wasmparser::Payload::End(_) => depth -= 1,
-            wasmparser::Payload::ComponentImportSection(section) if depth == 1 => {
-                imports.extend(
-                    section.into_iter().map(|import| import.expect("an import").name.name.to_owned()),
-                );
-            }
-            _ => {}
-        }
-    }
-    let not_wasi: Vec<_> = imports.iter().filter(|name| !name.starts_with("wasi:")).collect();
-    assert_eq!(not_wasi, ["fermyon:spin/variables@2.0.0"], "all imports: {imports:?}");
-    assert!(imports.iter().any(|name| name.starts_with("wasi:http/outgoing-handler@0.2.")), "{imports:?}");
-}
+crate::scenarios!(
+    a_binary_mode_pending_event_creates_the_pod_and_replies_done,
+    a_structured_mode_pending_event_is_handled_the_same,
+    percent_encoded_attributes_are_decoded,
+    configured_pods_carry_every_setting,
+    a_redelivered_event_finds_its_pod,
+    api_calls_reuse_one_kept_alive_connection,
+    ten_concurrent_deliveries_make_one_pod,
+    distinct_events_make_distinct_pods,
+    bad_gateway_requests_are_failed_without_an_api_call,
+    api_refusals_are_failed_with_the_api_reason,
+    an_invalid_pod_is_failed_with_the_api_causes,
+    a_foreign_pod_with_the_same_name_is_a_failure,
+    too_many_requests_is_retried_with_retry_after,
+    server_timeout_is_retried_with_retry_after,
+    internal_errors_and_unavailable_are_retried,
+    a_hung_api_is_bounded_by_the_timeout,
+    a_dropped_connection_is_retried,
+    bad_requests_are_refused_with_a_json_error_and_touch_nothing,
+    bad_variable_values_answer_500_naming_the_variable,
+    a_k8s_api_url_that_is_not_a_url_answers_500,
+    dry_run_validates_without_storing,
+    an_api_url_outside_the_allowed_hosts_is_reported_cleanly,
+);

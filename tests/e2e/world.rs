@@ -1,0 +1,134 @@
+//! One scenario's world: the fake Kubernetes API server and the component served by one of
+//! the suite's hosts, configured from `spin.toml` as a user would configure it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use podgateway_test_harness::http_client::{Response, send_blocking};
+use podgateway_test_harness::{App, AppSpec, FakeKube, Runtime};
+use serde_json::{Value, json};
+
+pub const PENDING: &str = "io.podgateway.client.pending";
+pub const DONE: &str = "io.podgateway.client.scheduling.done";
+pub const FAILED: &str = "io.podgateway.client.scheduling.failed";
+pub const REPLY_SOURCE: &str = "podgateway/eventing/client/provisioner";
+/// The pod name for the event (source `urn:test`, id `42`) under the documented rule:
+/// `podgateway-client-` + the first 20 hex of SHA-256(be64(8) "urn:test" be64(2) "42").
+pub const POD_42: &str = "podgateway-client-7678b351e70b8efde9a6";
+
+/// The component in its host with a fake API server behind it. The component's token may
+/// create and get pods in `default`, nothing else, as `deploy/rbac.yaml` grants.
+pub struct World {
+    pub kube: FakeKube,
+    pub app: App,
+    /// Requests sent to the component: each writes one log line.
+    sent: AtomicUsize,
+}
+
+impl World {
+    pub fn new(runtime: &Runtime, variables: &[(&str, &str)]) -> Self {
+        Self::start(runtime, variables, None).expect("the component starts")
+    }
+
+    /// With `allowed_outbound_hosts` replaced in spin.toml.
+    pub fn with_outbound_hosts(runtime: &Runtime, hosts: &[&str]) -> Self {
+        let hosts = hosts.iter().map(|host| (*host).to_owned()).collect();
+        Self::start(runtime, &[], Some(hosts)).expect("the component starts")
+    }
+
+    pub fn start(
+        runtime: &Runtime,
+        variables: &[(&str, &str)],
+        allowed_outbound_hosts: Option<Vec<String>>,
+    ) -> anyhow::Result<Self> {
+        let kube = FakeKube::start_empty();
+        kube.add_namespace("default");
+        kube.add_token(FakeKube::TOKEN, FakeKube::USER);
+        kube.grant(FakeKube::USER, &["create", "get"], Some("default"));
+        let url = kube.url();
+        let mut spec = AppSpec {
+            variables: vec![("k8s_api_url".into(), url), ("k8s_token".into(), FakeKube::TOKEN.into())],
+            allowed_outbound_hosts,
+        };
+        spec.variables
+            .extend(variables.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
+        let app = App::start(runtime, &spec)?;
+        Ok(World { kube, app, sent: AtomicUsize::new(0) })
+    }
+
+    pub fn post(&self, headers: &[(&str, &str)], body: &str) -> Response {
+        self.send("POST", headers, body)
+    }
+
+    pub fn send(&self, method: &str, headers: &[(&str, &str)], body: &str) -> Response {
+        self.count_request();
+        send_blocking(method, &format!("{}/", self.app.base_url()), headers, body.to_owned())
+            .expect("the component answers")
+    }
+
+    pub fn pending(&self, id: &str, data: &str) -> Response {
+        self.post(&binary(id, PENDING), data)
+    }
+
+    /// Counts a request sent some other way (a raw connection): it writes a log line too.
+    pub fn count_request(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stored_pods(&self) -> Vec<Value> {
+        self.kube.pods("default")
+    }
+
+    /// The component's log lines so far (one per request), parsed.
+    pub fn logs(&self) -> Vec<Value> {
+        self.raw_logs().iter().map(|line| serde_json::from_str(line).expect("a JSON log line")).collect()
+    }
+
+    pub fn raw_logs(&self) -> Vec<String> {
+        self.app.log_lines(self.sent.load(Ordering::Relaxed))
+    }
+}
+
+pub fn binary<'a>(id: &'a str, event_type: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("ce-specversion", "1.0"),
+        ("ce-id", id),
+        ("ce-source", "urn:test"),
+        ("ce-type", event_type),
+        ("content-type", "application/json"),
+    ]
+}
+
+pub fn assert_reply(response: &Response, event_type: &str) -> Value {
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("ce-specversion"), Some("1.0"));
+    assert_eq!(response.header("ce-type"), Some(event_type));
+    assert_eq!(response.header("ce-source"), Some(REPLY_SOURCE));
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let id = response.header("ce-id").expect("ce-id");
+    assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    let time = response.header("ce-time").expect("ce-time");
+    assert!(time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
+    response.json()
+}
+
+pub fn done_data(pod: &str, id: &str, gateway: &str) -> Value {
+    json!({
+        "pod_name": pod, "namespace": "default", "gateway_name": gateway,
+        "message": "A pod-gateway client has been scheduled.",
+        "request_id": id, "request_source": "urn:test",
+    })
+}
+
+pub fn failed_message(response: &Response, gateway: Value) -> String {
+    let data = assert_reply(response, FAILED);
+    assert_eq!(response.header("ce-subject"), None);
+    assert_eq!(data["gateway_name"], gateway);
+    assert_eq!(data["request_source"], "urn:test");
+    assert_eq!(data.as_object().unwrap().len(), 4, "{data}");
+    data["message"].as_str().expect("a message").to_owned()
+}
+
+pub fn strings(value: &Value) -> BTreeMap<String, String> {
+    serde_json::from_value(value.clone()).unwrap_or_default()
+}
