@@ -1,16 +1,19 @@
-//! What the component costs: size, per-event overhead, throughput, memory, instantiation.
+//! What the component costs: size, per-event overhead, throughput, memory, instantiation,
+//! under the harness's Spin-like host and under each real Spin CLI, side by side.
 //!
 //! ```sh
-//! cargo bench --bench provisioner                              # prints the tables
-//! cargo bench --bench provisioner -- --markdown BENCHMARKS.md  # and writes them there
+//! SPIN_BIN=../shared/tools/spin,../shared/tools/spin-3.6.3 \
+//!   cargo bench --bench provisioner -- --markdown BENCHMARKS.md   # and writes them there
+//! cargo bench --bench provisioner                                # prints the tables
 //! ```
 //!
-//! The release `.wasm` (built by the harness exactly as `spin build` builds it) runs in the
-//! harness's Spin-like host, in a child process of its own so that its resident set is its
-//! own, with a fresh instance per request; the fake kube-apiserver and the load generator run
-//! in this process. All traffic stays on 127.0.0.1. Options: `--requests N` per latency path
-//! (default 10000), `--seconds S` per throughput run (default 8), `--quick` (1000 requests,
-//! 2 s: a smoke run, not a measurement).
+//! The release `.wasm` (built by the harness exactly as `spin build` builds it) runs, one host
+//! after the other, in the harness's Spin-like host (in a child process of its own, so that its
+//! resident set is its own) and in `spin up` of each Spin CLI of `$SPIN_BIN` (else `spin` on
+//! `PATH`), each with a fresh instance per request; the fake kube-apiserver and the load
+//! generator run in this process and are the same for every host. All traffic stays on
+//! 127.0.0.1. Options: `--requests N` per latency path (default 10000), `--seconds S` per
+//! throughput run (default 8), `--quick` (1000 requests, 2 s: a smoke run, not a measurement).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -22,15 +25,24 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use podgateway_test_harness::host::{HostOptions, InstanceSample, InstanceStats};
-use podgateway_test_harness::load::{Connection, Load, MakeRequest, Post};
-use podgateway_test_harness::{FakeKube, SpinApp, SpinHost, component};
+use podgateway_test_harness::load::{Connection, Load, LoadRun, MakeRequest, Post};
+use podgateway_test_harness::spin_cli::{SpinBinary, SpinUp};
+use podgateway_test_harness::{FakeKube, SpinApp, SpinHost, component, manifest};
 
 const BUDGET_BYTES: u64 = 1 << 20;
 const PENDING: &str = "io.podgateway.client.pending";
-/// Set in the child process that runs the host; its value is the fake API server's URL.
+/// Set in the child process that runs the harness host; its value is the fake API server's URL.
 const HOST_ROLE: &str = "PODGATEWAY_BENCH_HOST_API";
 const HOST_WASM: &str = "PODGATEWAY_BENCH_HOST_WASM";
 const WARMUP: usize = 300;
+const CONCURRENCY: [usize; 4] = [1, 4, 16, 64];
+/// `spin up` options that take one suspect out of Spin's per-request work each.
+const SPIN_VARIANTS: [(&str, &[&str]); 3] = [
+    ("as above", &[]),
+    ("`--disable-pooling` (on-demand instance allocator)", &["--disable-pooling"]),
+    ("`--log-dir \"\" --quiet` (component output not written anywhere)", &["--log-dir", "", "--quiet"]),
+];
+const API_LATENCY: [Duration; 2] = [Duration::ZERO, Duration::from_millis(20)];
 const RESULTS_START: &str = "<!-- benchmark results: start (written by `cargo bench --bench provisioner -- --markdown BENCHMARKS.md`) -->";
 const RESULTS_END: &str = "<!-- benchmark results: end -->";
 
@@ -38,31 +50,33 @@ fn main() -> anyhow::Result<()> {
     if let Ok(api_url) = std::env::var(HOST_ROLE) {
         return host_process(&api_url);
     }
-    let options = Options::parse()?;
+    let (options, markdown) = Options::parse()?;
     let report = run(&options)?;
     print!("{report}");
-    if let Some(path) = &options.markdown {
+    if let Some(path) = &markdown {
         write_markdown(path, &report)?;
         eprintln!("results written to {}", path.display());
     }
     Ok(())
 }
 
+#[derive(Clone, Copy)]
 struct Options {
     requests: usize,
     seconds: f64,
-    markdown: Option<PathBuf>,
 }
 
 impl Options {
-    fn parse() -> anyhow::Result<Self> {
-        let mut options = Options { requests: 10_000, seconds: 8.0, markdown: None };
+    /// The options, and where to write the Markdown results, if anywhere.
+    fn parse() -> anyhow::Result<(Self, Option<PathBuf>)> {
+        let mut options = Options { requests: 10_000, seconds: 8.0 };
+        let mut markdown = None;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--requests" => options.requests = args.next().context("--requests N")?.parse()?,
                 "--seconds" => options.seconds = args.next().context("--seconds S")?.parse()?,
-                "--markdown" => options.markdown = Some(args.next().context("--markdown PATH")?.into()),
+                "--markdown" => markdown = Some(PathBuf::from(args.next().context("--markdown PATH")?)),
                 "--quick" => (options.requests, options.seconds) = (1000, 2.0),
                 // `cargo bench` passes `--bench`; a filter may follow it.
                 "--bench" => {}
@@ -70,22 +84,21 @@ impl Options {
                 _ => {}
             }
         }
-        Ok(options)
+        Ok((options, markdown))
     }
 }
 
 // ---------------------------------------------------------------------------------------
-// The host, in a child process. It answers one-line commands on stdin; EOF ends it.
+// The harness host, in a child process. It answers `samples` on stdin; EOF ends it.
 
 fn host_process(api_url: &str) -> anyhow::Result<()> {
     let wasm = std::env::var(HOST_WASM).context(HOST_WASM)?;
     let app = spin_app(api_url)?;
     let stats = Arc::new(InstanceStats::default());
-    let started = Instant::now();
     let options = HostOptions { keep_logs: false, stats: Some(stats.clone()) };
     let host = SpinHost::start_with(&wasm, app, options)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "ready {} {}", host.base_url(), started.elapsed().as_micros())?;
+    writeln!(out, "ready {}", host.base_url())?;
     out.flush()?;
     for line in std::io::stdin().lock().lines() {
         match line?.trim() {
@@ -102,14 +115,6 @@ fn host_process(api_url: &str) -> anyhow::Result<()> {
                     )?;
                 }
             }
-            "memory" => {
-                let (rss, hwm) = memory_kib();
-                writeln!(out, "memory {rss} {hwm}")?;
-            }
-            // Linux: "5" resets the peak resident set (VmHWM) to the current one.
-            "reset-peak" => {
-                writeln!(out, "reset-peak {}", std::fs::write("/proc/self/clear_refs", "5").is_ok())?
-            }
             other => writeln!(out, "unknown command {other:?}")?,
         }
         out.flush()?;
@@ -118,31 +123,26 @@ fn host_process(api_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The variables every host gets: the fake API server and its token.
+fn variables(api_url: &str) -> Vec<(String, String)> {
+    vec![("k8s_api_url".into(), api_url.into()), ("k8s_token".into(), FakeKube::TOKEN.into())]
+}
+
+fn manifest_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("spin.toml")
+}
+
 /// spin.toml's application, with the fake API server and its token.
 fn spin_app(api_url: &str) -> anyhow::Result<SpinApp> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("spin.toml");
-    SpinApp::from_manifest(manifest, [("k8s_api_url", api_url), ("k8s_token", FakeKube::TOKEN)])
+    SpinApp::from_manifest(manifest_path(), variables(api_url))
 }
 
-/// VmRSS and VmHWM of this process, KiB.
-fn memory_kib() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// The parent's handle on the host process.
+/// The parent's handle on the harness host process.
 struct HostProcess {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     base_url: String,
-    startup: Duration,
 }
 
 impl HostProcess {
@@ -162,25 +162,18 @@ impl HostProcess {
         let mut words = line.split_whitespace();
         ensure!(words.next() == Some("ready"), "the host process did not start: {line:?}");
         let base_url = words.next().context("host URL")?.to_owned();
-        let startup = Duration::from_micros(words.next().context("startup")?.parse()?);
-        Ok(Self { child, stdin, stdout, base_url, startup })
-    }
-
-    fn command(&mut self, command: &str) -> anyhow::Result<String> {
-        writeln!(self.stdin, "{command}")?;
-        self.stdin.flush()?;
-        let mut line = String::new();
-        self.stdout.read_line(&mut line)?;
-        Ok(line.trim().to_owned())
+        Ok(Self { child, stdin, stdout, base_url })
     }
 
     /// The instances measured since the last call, once the guests still running are done.
     fn samples(&mut self) -> anyhow::Result<Vec<InstanceSample>> {
         std::thread::sleep(Duration::from_millis(100));
-        let header = self.command("samples")?;
-        let count: usize = header.strip_prefix("samples ").context("samples")?.parse()?;
-        let mut samples = Vec::with_capacity(count);
+        writeln!(self.stdin, "samples")?;
+        self.stdin.flush()?;
         let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        let count: usize = line.trim().strip_prefix("samples ").context("samples")?.parse()?;
+        let mut samples = Vec::with_capacity(count);
         for _ in 0..count {
             line.clear();
             self.stdout.read_line(&mut line)?;
@@ -194,33 +187,128 @@ impl HostProcess {
         }
         Ok(samples)
     }
-
-    /// (VmRSS, VmHWM) in KiB.
-    fn memory(&mut self) -> anyhow::Result<(u64, u64)> {
-        let reply = self.command("memory")?;
-        let mut words = reply.split_whitespace().skip(1);
-        Ok((words.next().context("rss")?.parse()?, words.next().context("hwm")?.parse()?))
-    }
-
-    fn reset_peak(&mut self) -> anyhow::Result<bool> {
-        Ok(self.command("reset-peak")? == "reset-peak true")
-    }
 }
 
 impl Drop for HostProcess {
     fn drop(&mut self) {
-        // Closing stdin ends the host; do not wait for long.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
+/// A host under measurement.
+enum Host {
+    Harness(HostProcess),
+    Spin(SpinUp),
+}
+
+impl Host {
+    fn base_url(&self) -> String {
+        match self {
+            Host::Harness(host) => host.base_url.clone(),
+            Host::Spin(spin) => spin.base_url(),
+        }
+    }
+
+    /// The host's processes: the harness process, or `spin up` and its trigger process.
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Host::Harness(host) => vec![host.child.id()],
+            Host::Spin(spin) => spin.pids(),
+        }
+    }
+
+    /// Per-instance measurements, which only the harness host can make.
+    fn samples(&mut self) -> anyhow::Result<Option<Vec<InstanceSample>>> {
+        match self {
+            Host::Harness(host) => host.samples().map(Some),
+            Host::Spin(_) => Ok(None),
+        }
+    }
+
+    /// VmRSS and VmHWM summed over the host's processes, KiB (Linux).
+    fn memory_kib(&self) -> Option<(u64, u64)> {
+        let mut total = (0, 0);
+        for pid in self.pids() {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix(name))
+                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            };
+            total = (total.0 + field("VmRSS:")?, total.1 + field("VmHWM:")?);
+        }
+        Some(total)
+    }
+
+    /// Linux: "5" resets the peak resident set (VmHWM) to the current one.
+    fn reset_peak(&self) -> bool {
+        self.pids().iter().all(|pid| std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok())
+    }
+}
+
+/// Which host, and how to start it.
+#[derive(Clone)]
+enum HostKind {
+    Harness,
+    Spin(SpinBinary),
+}
+
+impl HostKind {
+    fn title(&self) -> String {
+        match self {
+            HostKind::Harness => "harness (wasmtime 48)".into(),
+            HostKind::Spin(binary) => format!("Spin {}", binary.version),
+        }
+    }
+
+    fn start(&self, wasm: &Path, api_url: &str) -> anyhow::Result<Host> {
+        match self {
+            HostKind::Harness => Ok(Host::Harness(HostProcess::spawn(wasm, api_url)?)),
+            HostKind::Spin(binary) => Ok(Host::Spin(start_spin(binary, wasm, api_url, &[])?)),
+        }
+    }
+}
+
+/// `spin up` of the project's spin.toml, with `options` added to its command line.
+fn start_spin(binary: &SpinBinary, wasm: &Path, api_url: &str, options: &[&str]) -> anyhow::Result<SpinUp> {
+    let text = std::fs::read_to_string(manifest_path())?;
+    let text = manifest::with_source(&text, wasm, None)?;
+    SpinUp::start_with(binary, &text, &variables(api_url), options)
+}
+
 // ---------------------------------------------------------------------------------------
 // The measurements.
 
+/// One latency path's requests: (client latency, the API server's time on its calls).
+struct LatencyRow {
+    case: Case,
+    samples: Vec<(Duration, Duration)>,
+    unexpected: usize,
+    api_connections: usize,
+    /// The harness host's per-instance figures (none for real Spin).
+    instances: Option<Vec<InstanceSample>>,
+}
+
+struct ThroughputRow {
+    api_latency: Duration,
+    concurrency: usize,
+    run: LoadRun,
+    created: usize,
+    not_200: usize,
+}
+
+/// Everything measured under one host.
+struct HostResults {
+    title: String,
+    latency: Vec<LatencyRow>,
+    throughput: Vec<ThroughputRow>,
+    /// (when, resident set in KiB; `None` where it could not be read)
+    memory: Vec<(String, Option<u64>)>,
+}
+
 fn run(options: &Options) -> anyhow::Result<String> {
     let started = Instant::now();
-    let mut report = String::new();
     let load_at_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
 
     eprintln!("building the release component (as `spin build` does)...");
@@ -232,11 +320,36 @@ fn run(options: &Options) -> anyhow::Result<String> {
     kube.add_token(FakeKube::TOKEN, FakeKube::USER);
     kube.grant(FakeKube::USER, &["create", "get"], Some("default"));
 
-    eprintln!("starting the host process (compiles the component once)...");
-    let mut host = HostProcess::spawn(&wasm, &kube.url())?;
-    let (idle_rss, _) = host.memory()?;
+    let spins = SpinBinary::from_env()?;
+    if spins.is_empty() {
+        eprintln!("no Spin CLI ($SPIN_BIN or spin on PATH): measuring the harness host only");
+    }
+    let kinds = std::iter::once(HostKind::Harness).chain(spins.iter().cloned().map(HostKind::Spin));
+    let mut results = Vec::new();
+    for kind in kinds {
+        eprintln!("== {} ==", kind.title());
+        let starting = Instant::now();
+        let mut host = kind.start(&wasm, &kube.url())?;
+        let startup = starting.elapsed();
+        results.push(measure(&kind, startup, &mut host, &kube, options)?);
+    }
+    let mut variants = Vec::new();
+    for binary in &spins {
+        for (name, spin_options) in SPIN_VARIANTS {
+            eprintln!("== Spin {}, {name} ==", binary.version);
+            let mut host = Host::Spin(start_spin(binary, &wasm, &kube.url(), spin_options)?);
+            let quick = Options { requests: options.requests / 4, ..*options };
+            variants.push((
+                format!("Spin {}", binary.version),
+                name,
+                latency_rows(&mut host, &kube, &quick)?,
+            ));
+            kube.clear_pods();
+        }
+    }
 
-    writeln!(report, "{}", machine_section(options, &load_at_start))?;
+    let mut report = String::new();
+    writeln!(report, "{}", machine_section(options, &load_at_start, &spins))?;
     writeln!(report, "### Component size\n")?;
     writeln!(report, "| artifact | bytes | budget |")?;
     writeln!(report, "|---|---:|---:|")?;
@@ -247,184 +360,11 @@ fn run(options: &Options) -> anyhow::Result<String> {
         thousands(BUDGET_BYTES),
         if size <= BUDGET_BYTES { "met" } else { "**over**" }
     )?;
-
-    // Per-event overhead, one connection, one request at a time.
-    let mut connection = Connection::open(&host.base_url)?;
-    let paths = [Case::Unknown, Case::Created, Case::Redelivered, Case::Failed];
-    let mut latency_rows = Vec::new();
-    let mut instance_rows = Vec::new();
-    for path in paths {
-        eprintln!("latency: {} ({} requests)...", path.name(), options.requests);
-        // Warm-up: its own ids; the redelivery warm-up redelivers the created warm-up's. No
-        // pause between it and the measurement (a pause makes the next request slower).
-        host.samples()?;
-        for i in 0..WARMUP {
-            let answer = connection.post(&path.post(&format!("warm-{i}")))?;
-            ensure!(answer.status == path.status(), "{}: warm-up answered {}", path.name(), answer.status);
-        }
-        kube.take_requests();
-        let mut samples = Vec::with_capacity(options.requests);
-        let mut unexpected = 0;
-        let mut api_connections = BTreeSet::new();
-        for i in 0..options.requests {
-            let answer = connection.post(&path.post(&format!("lat-{i}")))?;
-            let calls = kube.take_requests();
-            let statuses: Vec<u16> = calls.iter().filter_map(|c| c.status).collect();
-            if answer.status != path.status() || statuses != path.api_statuses() {
-                unexpected += 1;
-            }
-            api_connections.extend(calls.iter().map(|c| c.connection));
-            let server: Duration = calls.iter().map(|c| c.server_time).sum();
-            samples.push((answer.latency, server));
-        }
-        // One request at a time: the host records instances in request order.
-        let mut instances = host.samples()?;
-        instances.drain(..WARMUP.min(instances.len()));
-        latency_rows.push((path, samples, unexpected, api_connections.len()));
-        instance_rows.push((path, instances));
-    }
-    kube.clear_pods();
-    let (after_latency_rss, _) = host.memory()?;
-
-    writeln!(
-        report,
-        "### Per-event overhead (one request at a time, keep-alive connection, fresh instance per request)\n"
-    )?;
-    writeln!(
-        report,
-        "Overhead = latency seen by the client − time the fake API server spent on the request's API calls. \
-         {} requests per path after {WARMUP} warm-up requests; times in ms. The host keeps its outbound \
-         connections to the API open, as Spin does; the last column counts the connections those requests \
-         used.\n",
-        thousands(options.requests as u64)
-    )?;
-    writeln!(
-        report,
-        "| path | API calls | client latency p50 / p99 / max | API server time p50 / p99 / max | **overhead p50 / p99 / max** | unexpected answers | API connections |"
-    )?;
-    writeln!(report, "|---|---|---|---|---|---:|---:|")?;
-    for (path, samples, unexpected, api_connections) in &latency_rows {
-        let latency = Stats::of(samples.iter().map(|s| s.0));
-        let server = Stats::of(samples.iter().map(|s| s.1));
-        let overhead = Stats::of(samples.iter().map(|s| s.0.saturating_sub(s.1)));
-        writeln!(
-            report,
-            "| {} | {} | {} | {} | **{}** | {unexpected} | {api_connections} |",
-            path.name(),
-            path.calls(),
-            latency.ms3(),
-            server.ms3(),
-            overhead.ms3()
-        )?;
-    }
-    writeln!(report)?;
-
-    writeln!(report, "### Instances (measured by the host, per request)\n")?;
-    writeln!(
-        report,
-        "Instantiation = `ProxyPre::instantiate_async` of the pre-compiled, pre-linked component into a new `Store`; \
-         run = instantiation + the guest's `handle` call; peak linear memory = the largest size the instance's memory \
-         was given (a `ResourceLimiter` on the `Store`). Times in ms.\n"
-    )?;
-    writeln!(
-        report,
-        "| path | instances | instantiation p50 / p99 / max | run p50 / p99 / max | peak linear memory (max) |"
-    )?;
-    writeln!(report, "|---|---:|---|---|---:|")?;
-    for (path, instances) in &instance_rows {
-        let instantiate = Stats::of(instances.iter().map(|s| s.instantiate));
-        let run = Stats::of(instances.iter().map(|s| s.run));
-        let peak = instances.iter().map(|s| s.peak_memory_bytes).max().unwrap_or(0);
-        writeln!(
-            report,
-            "| {} | {} | {} | {} | {} KiB |",
-            path.name(),
-            thousands(instances.len() as u64),
-            instantiate.ms3(),
-            run.ms3(),
-            thousands(peak as u64 / 1024)
-        )?;
-    }
-    writeln!(report)?;
-
-    // Throughput.
-    let mut throughput_rows = Vec::new();
-    let mut memory_rows = Vec::new();
-    for api_latency in [Duration::ZERO, Duration::from_millis(20)] {
-        kube.set_latency(api_latency);
-        for concurrency in [1, 4, 16, 64] {
-            eprintln!("throughput: API +{} ms, concurrency {concurrency}...", api_latency.as_millis());
-            let peak_reset = concurrency == 64 && host.reset_peak()?;
-            let tag = format!("tp{}-c{concurrency}", api_latency.as_millis());
-            let make: MakeRequest = Arc::new(move |i| Case::Created.post(&format!("{tag}-{i}")));
-            let mut load = Load::connect(&host.base_url, concurrency)?;
-            load.warm_up(&make)?;
-            kube.take_requests();
-            let run = load.run_for(Duration::from_secs_f64(options.seconds), &make)?;
-            let created = kube.take_requests().iter().filter(|c| c.status == Some(201)).count();
-            kube.clear_pods();
-            let instances = host.samples()?;
-            let not_200 = run.answers.iter().filter(|a| a.status != 200).count();
-            if concurrency == 64 {
-                let (rss, hwm) = host.memory()?;
-                memory_rows.push((api_latency, rss, peak_reset.then_some(hwm), instances.len()));
-            }
-            throughput_rows.push((api_latency, concurrency, run, created, not_200));
-        }
-    }
-    kube.set_latency(Duration::ZERO);
-
-    writeln!(report, "### Throughput (pending → created, distinct ids, {} s per run)\n", options.seconds)?;
-    writeln!(
-        report,
-        "Each of *c* keep-alive connections sends its next event as soon as it has the answer. \
-         Before each run, every connection sends one event that is not counted (a warm-up). \
-         The load generator, the fake API server and the host share the machine's cores.\n"
-    )?;
-    writeln!(
-        report,
-        "| API latency | concurrency | events/s | pods created | client latency p50 / p99 / max (ms) | non-200 / errors |"
-    )?;
-    writeln!(report, "|---|---:|---:|---:|---|---:|")?;
-    for (api_latency, concurrency, run, created, not_200) in &throughput_rows {
-        let latency = Stats::of(run.answers.iter().map(|a| a.latency));
-        writeln!(
-            report,
-            "| +{} ms | {concurrency} | {:.0} | {} | {} | {not_200} / {} |",
-            api_latency.as_millis(),
-            run.throughput(),
-            thousands(*created as u64),
-            latency.ms3(),
-            run.errors
-        )?;
-    }
-    writeln!(report)?;
-
-    writeln!(report, "### Host process memory\n")?;
-    writeln!(report, "| when | resident set |")?;
-    writeln!(report, "|---|---:|")?;
-    writeln!(
-        report,
-        "| idle, component compiled and pre-instantiated (startup {:.0} ms) | {} MiB |",
-        host.startup.as_secs_f64() * 1e3,
-        mib(idle_rss)
-    )?;
-    writeln!(report, "| after the latency runs | {} MiB |", mib(after_latency_rss))?;
-    for (api_latency, rss, hwm, _) in &memory_rows {
-        let peak = hwm.map_or("n/a".to_owned(), |hwm| format!("{} MiB", mib(hwm)));
-        writeln!(
-            report,
-            "| concurrency 64, API +{} ms: peak (VmHWM) during the run | {peak} |",
-            api_latency.as_millis()
-        )?;
-        writeln!(
-            report,
-            "| concurrency 64, API +{} ms: after the run (VmRSS) | {} MiB |",
-            api_latency.as_millis(),
-            mib(*rss)
-        )?;
-    }
-    writeln!(report)?;
+    overhead_section(&mut report, &results, options)?;
+    variants_section(&mut report, &variants, options)?;
+    instances_section(&mut report, &results)?;
+    throughput_section(&mut report, &results, options)?;
+    memory_section(&mut report, &results)?;
     let load_at_end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     writeln!(
         report,
@@ -434,6 +374,338 @@ fn run(options: &Options) -> anyhow::Result<String> {
     )?;
     writeln!(report, "Benchmark run time, build excluded: {:.0} s.\n", started.elapsed().as_secs_f64())?;
     Ok(report)
+}
+
+fn measure(
+    kind: &HostKind,
+    startup: Duration,
+    host: &mut Host,
+    kube: &FakeKube,
+    options: &Options,
+) -> anyhow::Result<HostResults> {
+    let mut memory = vec![(
+        format!("idle, component compiled and ready (startup {:.0} ms)", startup.as_secs_f64() * 1e3),
+        host.memory_kib().map(|(rss, _)| rss),
+    )];
+    let latency = latency_rows(host, kube, options)?;
+    kube.clear_pods();
+    memory.push(("after the latency runs".into(), host.memory_kib().map(|(rss, _)| rss)));
+    let throughput = throughput_rows(host, kube, options, &mut memory)?;
+    Ok(HostResults { title: kind.title(), latency, throughput, memory })
+}
+
+/// Per-event latency, one connection, one request at a time, for each path.
+fn latency_rows(host: &mut Host, kube: &FakeKube, options: &Options) -> anyhow::Result<Vec<LatencyRow>> {
+    let mut connection = Connection::open(&host.base_url())?;
+    let mut rows = Vec::new();
+    for case in [Case::Unknown, Case::Created, Case::Redelivered, Case::Failed] {
+        eprintln!("latency: {} ({} requests)...", case.name(), options.requests);
+        // Warm-up: its own ids; the redelivery warm-up redelivers the created warm-up's. No
+        // pause between it and the measurement (a pause makes the next request slower).
+        host.samples()?;
+        for i in 0..WARMUP {
+            let answer = connection.post(&case.post(&format!("warm-{i}")))?;
+            ensure!(answer.status == case.status(), "{}: warm-up answered {}", case.name(), answer.status);
+        }
+        kube.take_requests();
+        let mut samples = Vec::with_capacity(options.requests);
+        let mut unexpected = 0;
+        let mut api_connections = BTreeSet::new();
+        for i in 0..options.requests {
+            let answer = connection.post(&case.post(&format!("lat-{i}")))?;
+            let calls = kube.take_requests();
+            let statuses: Vec<u16> = calls.iter().filter_map(|c| c.status).collect();
+            if answer.status != case.status() || statuses != case.api_statuses() {
+                unexpected += 1;
+            }
+            api_connections.extend(calls.iter().map(|c| c.connection));
+            let server: Duration = calls.iter().map(|c| c.server_time).sum();
+            samples.push((answer.latency, server));
+        }
+        // One request at a time: the host records instances in request order.
+        let instances = host.samples()?.map(|mut instances| {
+            instances.drain(..WARMUP.min(instances.len()));
+            instances
+        });
+        rows.push(LatencyRow {
+            case,
+            samples,
+            unexpected,
+            api_connections: api_connections.len(),
+            instances,
+        });
+    }
+    Ok(rows)
+}
+
+/// Pending → created at each API latency and concurrency; adds the memory rows at 64.
+fn throughput_rows(
+    host: &mut Host,
+    kube: &FakeKube,
+    options: &Options,
+    memory: &mut Vec<(String, Option<u64>)>,
+) -> anyhow::Result<Vec<ThroughputRow>> {
+    let mut rows = Vec::new();
+    for api_latency in API_LATENCY {
+        kube.set_latency(api_latency);
+        for concurrency in CONCURRENCY {
+            eprintln!("throughput: API +{} ms, concurrency {concurrency}...", api_latency.as_millis());
+            let peak_reset = concurrency == 64 && host.reset_peak();
+            let tag = format!("tp{}-c{concurrency}", api_latency.as_millis());
+            let make: MakeRequest = Arc::new(move |i| Case::Created.post(&format!("{tag}-{i}")));
+            let mut load = Load::connect(&host.base_url(), concurrency)?;
+            load.warm_up(&make)?;
+            kube.take_requests();
+            let run = load.run_for(Duration::from_secs_f64(options.seconds), &make)?;
+            let created = kube.take_requests().iter().filter(|c| c.status == Some(201)).count();
+            kube.clear_pods();
+            host.samples()?;
+            let not_200 = run.answers.iter().filter(|a| a.status != 200).count();
+            if concurrency == 64 {
+                let figures = host.memory_kib();
+                let ms = api_latency.as_millis();
+                memory.push((
+                    format!("concurrency 64, API +{ms} ms: peak (VmHWM) during the run"),
+                    figures.filter(|_| peak_reset).map(|(_, hwm)| hwm),
+                ));
+                memory.push((
+                    format!("concurrency 64, API +{ms} ms: after the run (VmRSS)"),
+                    figures.map(|(rss, _)| rss),
+                ));
+            }
+            rows.push(ThroughputRow { api_latency, concurrency, run, created, not_200 });
+        }
+    }
+    kube.set_latency(Duration::ZERO);
+    Ok(rows)
+}
+
+// ---------------------------------------------------------------------------------------
+// The report.
+
+fn overhead_section(report: &mut String, results: &[HostResults], options: &Options) -> anyhow::Result<()> {
+    writeln!(
+        report,
+        "### Per-event overhead (one request at a time, keep-alive connection, fresh instance per request)\n"
+    )?;
+    writeln!(
+        report,
+        "Overhead = latency seen by the client − time the fake API server spent on the request's API calls. \
+         {} requests per path after {WARMUP} warm-up requests; times in ms, p50 / p99 / max.\n",
+        thousands(options.requests as u64)
+    )?;
+    let titles: Vec<&str> = results.iter().map(|r| r.title.as_str()).collect();
+    writeln!(
+        report,
+        "| path | API calls | {} |",
+        titles.iter().map(|t| format!("**{t}**")).collect::<Vec<_>>().join(" | ")
+    )?;
+    writeln!(report, "|---|---|{}", "---|".repeat(titles.len()))?;
+    let Some(first) = results.first() else { return Ok(()) };
+    for (i, row) in first.latency.iter().enumerate() {
+        let cells: Vec<String> = results
+            .iter()
+            .map(|r| Stats::of(r.latency[i].samples.iter().map(|s| s.0.saturating_sub(s.1))).ms3())
+            .collect();
+        writeln!(report, "| {} | {} | {} |", row.case.name(), row.case.calls(), cells.join(" | "))?;
+    }
+    writeln!(report)?;
+    for result in results {
+        writeln!(
+            report,
+            "**{}**: the host keeps its outbound connections to the API open; the last column counts the connections a path's requests used.\n",
+            result.title
+        )?;
+        writeln!(
+            report,
+            "| path | client latency | API server time | overhead | unexpected answers | API connections |"
+        )?;
+        writeln!(report, "|---|---|---|---|---:|---:|")?;
+        for row in &result.latency {
+            let latency = Stats::of(row.samples.iter().map(|s| s.0));
+            let server = Stats::of(row.samples.iter().map(|s| s.1));
+            let overhead = Stats::of(row.samples.iter().map(|s| s.0.saturating_sub(s.1)));
+            writeln!(
+                report,
+                "| {} | {} | {} | {} | {} | {} |",
+                row.case.name(),
+                latency.ms3(),
+                server.ms3(),
+                overhead.ms3(),
+                row.unexpected,
+                row.api_connections
+            )?;
+        }
+        writeln!(report)?;
+    }
+    Ok(())
+}
+
+fn variants_section(
+    report: &mut String,
+    variants: &[(String, &str, Vec<LatencyRow>)],
+    options: &Options,
+) -> anyhow::Result<()> {
+    if variants.is_empty() {
+        return Ok(());
+    }
+    writeln!(report, "### Where real Spin spends the time: one suspect off at a time\n")?;
+    writeln!(
+        report,
+        "Per-event overhead (ms, p50 / p99 / max) under `spin up` started with other options, {} requests per path, \
+         each variant a fresh `spin up` measured right after the others.\n",
+        thousands((options.requests / 4) as u64)
+    )?;
+    let Some((_, _, first)) = variants.first() else { return Ok(()) };
+    let cases: Vec<Case> = first.iter().map(|row| row.case).collect();
+    writeln!(
+        report,
+        "| Spin | variant | {} |",
+        cases.iter().map(|c| c.name()).collect::<Vec<_>>().join(" | ")
+    )?;
+    writeln!(report, "|---|---|{}", "---|".repeat(cases.len()))?;
+    for (spin, variant, rows) in variants {
+        let cells: Vec<String> = rows
+            .iter()
+            .map(|row| Stats::of(row.samples.iter().map(|s| s.0.saturating_sub(s.1))).ms3())
+            .collect();
+        writeln!(report, "| {spin} | {variant} | {} |", cells.join(" | "))?;
+    }
+    writeln!(report)?;
+    Ok(())
+}
+
+fn instances_section(report: &mut String, results: &[HostResults]) -> anyhow::Result<()> {
+    for result in results {
+        if result.latency.iter().all(|row| row.instances.is_none()) {
+            continue;
+        }
+        writeln!(
+            report,
+            "### Instances under the {} host (measured by the host, per request)\n",
+            result.title
+        )?;
+        writeln!(
+            report,
+            "Instantiation = `ProxyPre::instantiate_async` of the pre-compiled, pre-linked component into a new `Store`; \
+             run = instantiation + the guest's `handle` call; peak linear memory = the largest size the instance's memory \
+             was given (a `ResourceLimiter` on the `Store`). Times in ms. Spin does not expose these.\n"
+        )?;
+        writeln!(
+            report,
+            "| path | instances | instantiation p50 / p99 / max | run p50 / p99 / max | peak linear memory (max) |"
+        )?;
+        writeln!(report, "|---|---:|---|---|---:|")?;
+        for row in &result.latency {
+            let instances = row.instances.as_deref().unwrap_or_default();
+            let instantiate = Stats::of(instances.iter().map(|s| s.instantiate));
+            let run = Stats::of(instances.iter().map(|s| s.run));
+            let peak = instances.iter().map(|s| s.peak_memory_bytes).max().unwrap_or(0);
+            writeln!(
+                report,
+                "| {} | {} | {} | {} | {} KiB |",
+                row.case.name(),
+                thousands(instances.len() as u64),
+                instantiate.ms3(),
+                run.ms3(),
+                thousands(peak as u64 / 1024)
+            )?;
+        }
+        writeln!(report)?;
+    }
+    Ok(())
+}
+
+fn throughput_section(report: &mut String, results: &[HostResults], options: &Options) -> anyhow::Result<()> {
+    writeln!(report, "### Throughput (pending → created, distinct ids, {} s per run)\n", options.seconds)?;
+    writeln!(
+        report,
+        "Each of *c* keep-alive connections sends its next event as soon as it has the answer. \
+         Before each run, every connection sends one event that is not counted (a warm-up). \
+         The load generator, the fake API server and the host share the machine's cores. \
+         Cells: events/s (client latency p50 in ms).\n"
+    )?;
+    let titles: Vec<&str> = results.iter().map(|r| r.title.as_str()).collect();
+    writeln!(
+        report,
+        "| API latency | concurrency | {} |",
+        titles.iter().map(|t| format!("**{t}**")).collect::<Vec<_>>().join(" | ")
+    )?;
+    writeln!(report, "|---|---:|{}", "---:|".repeat(titles.len()))?;
+    let Some(first) = results.first() else { return Ok(()) };
+    for (i, row) in first.throughput.iter().enumerate() {
+        let cells: Vec<String> = results
+            .iter()
+            .map(|r| {
+                let row = &r.throughput[i];
+                let p50 = Stats::of(row.run.answers.iter().map(|a| a.latency)).percentile(50.0);
+                format!("{:.0} ({:.1})", row.run.throughput(), p50.as_secs_f64() * 1e3)
+            })
+            .collect();
+        writeln!(
+            report,
+            "| +{} ms | {} | {} |",
+            row.api_latency.as_millis(),
+            row.concurrency,
+            cells.join(" | ")
+        )?;
+    }
+    writeln!(report)?;
+    for result in results {
+        writeln!(report, "**{}**:\n", result.title)?;
+        writeln!(
+            report,
+            "| API latency | concurrency | events/s | pods created | client latency p50 / p99 / max (ms) | non-200 / errors |"
+        )?;
+        writeln!(report, "|---|---:|---:|---:|---|---:|")?;
+        for row in &result.throughput {
+            let latency = Stats::of(row.run.answers.iter().map(|a| a.latency));
+            writeln!(
+                report,
+                "| +{} ms | {} | {:.0} | {} | {} | {} / {} |",
+                row.api_latency.as_millis(),
+                row.concurrency,
+                row.run.throughput(),
+                thousands(row.created as u64),
+                latency.ms3(),
+                row.not_200,
+                row.run.errors
+            )?;
+        }
+        writeln!(report)?;
+    }
+    Ok(())
+}
+
+fn memory_section(report: &mut String, results: &[HostResults]) -> anyhow::Result<()> {
+    writeln!(report, "### Host process memory (resident set)\n")?;
+    writeln!(
+        report,
+        "For real Spin, the sum of its two processes: `spin up` and the `spin trigger http` process it \
+         starts, which serves. VmHWM is each process's own peak, summed.\n"
+    )?;
+    let titles: Vec<&str> = results.iter().map(|r| r.title.as_str()).collect();
+    writeln!(report, "| when | {} |", titles.join(" | "))?;
+    writeln!(report, "|---|{}", "---:|".repeat(titles.len()))?;
+    let Some(first) = results.first() else { return Ok(()) };
+    for (i, (when, _)) in first.memory.iter().enumerate() {
+        // The startup time differs per host: name it in each cell of the first row.
+        let when = if i == 0 { "idle, component compiled and ready (startup)" } else { when.as_str() };
+        let cells: Vec<String> = results
+            .iter()
+            .map(|r| {
+                let (label, kib) = &r.memory[i];
+                let figure = kib.map_or("n/a".to_owned(), |kib| format!("{} MiB", mib(kib)));
+                match (i, label.split_once("(startup ")) {
+                    (0, Some((_, startup))) => format!("{figure} ({})", startup.trim_end_matches(')')),
+                    _ => figure,
+                }
+            })
+            .collect();
+        writeln!(report, "| {when} | {} |", cells.join(" | "))?;
+    }
+    writeln!(report)?;
+    Ok(())
 }
 
 /// The four request paths of the per-event measurement.
@@ -555,7 +827,7 @@ fn first3(loadavg: &str) -> String {
     loadavg.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-fn machine_section(options: &Options, loadavg: &str) -> String {
+fn machine_section(options: &Options, loadavg: &str, spins: &[SpinBinary]) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
@@ -592,12 +864,31 @@ fn machine_section(options: &Options, loadavg: &str) -> String {
     fields.insert(
         "4 command",
         format!(
-            "`cargo bench --bench provisioner -- --markdown BENCHMARKS.md` ({} requests per path, {} s per throughput run)",
+            "`SPIN_BIN=… cargo bench --bench provisioner -- --markdown BENCHMARKS.md` ({} requests per path, {} s per throughput run)",
             thousands(options.requests as u64),
             options.seconds
         ),
     );
     fields.insert("5 load average at start", first3(loadavg));
+    let spins: Vec<String> = spins
+        .iter()
+        .map(|s| {
+            format!(
+                "Spin {} (`{}`: {})",
+                s.version,
+                s.path.display(),
+                command_output(&s.path.to_string_lossy(), &["--version"])
+            )
+        })
+        .collect();
+    fields.insert(
+        "6 real Spin",
+        if spins.is_empty() {
+            "none found ($SPIN_BIN or spin on PATH): not measured".into()
+        } else {
+            spins.join("; ")
+        },
+    );
     let mut out = String::from("| | |\n|---|---|\n");
     for (key, value) in fields {
         let _ = writeln!(out, "| {} | {value} |", &key[2..]);

@@ -1,6 +1,10 @@
 //! The real Spin runtime: the Spin CLI binaries the suite runs under, and one `spin up`
-//! process per application, each with its own port and state directory, stopped (by its pid)
-//! when dropped.
+//! process per application, each with its own port and state directory, stopped when dropped.
+//!
+//! `spin up` serves through a child process of its own (`spin trigger http`). Each `spin up`
+//! therefore gets a process group of its own, and stopping it kills the whole group. This
+//! process becomes a child subreaper (Linux), so that the orphaned trigger process is reaped
+//! here rather than left to init.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -85,12 +89,24 @@ impl SpinUp {
         manifest: &str,
         variables: &[(String, String)],
     ) -> anyhow::Result<Self> {
+        Self::start_with(binary, manifest, variables, &[])
+    }
+
+    /// [`SpinUp::start`] with more `spin up` options (for benchmarks: `--disable-pooling`,
+    /// `--quiet`, `--log-dir ""`; with a `--log-dir` of their own, [`SpinUp::log_lines`] sees
+    /// nothing).
+    pub fn start_with(
+        binary: &SpinBinary,
+        manifest: &str,
+        variables: &[(String, String)],
+        options: &[&str],
+    ) -> anyhow::Result<Self> {
         let dir = temporary_dir()?;
         fs::write(dir.join("spin.toml"), manifest)?;
         let mut last_error = None;
         // A free port can be taken by someone else before Spin binds it: try another one.
         for _ in 0..3 {
-            match Self::start_in(binary, variables, dir.clone()) {
+            match Self::start_in(binary, variables, options, dir.clone()) {
                 Ok(spin) => return Ok(spin),
                 Err(error) if format!("{error:#}").contains("Address already in use") => {
                     last_error = Some(error)
@@ -105,7 +121,12 @@ impl SpinUp {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no free port")))
     }
 
-    fn start_in(binary: &SpinBinary, variables: &[(String, String)], dir: PathBuf) -> anyhow::Result<Self> {
+    fn start_in(
+        binary: &SpinBinary,
+        variables: &[(String, String)],
+        options: &[&str],
+        dir: PathBuf,
+    ) -> anyhow::Result<Self> {
         let manifest = dir.join("spin.toml");
         let addr = free_port()?;
         let mut command = Command::new(&binary.path);
@@ -117,12 +138,14 @@ impl SpinUp {
             .arg(addr.to_string())
             .arg("--state-dir")
             .arg(dir.join("state"))
-            .arg("--log-dir")
-            .arg(dir.join("logs"))
+            .args(options)
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(fs::File::create(dir.join("spin.stdout"))?)
             .stderr(fs::File::create(dir.join("spin.stderr"))?);
+        if !options.contains(&"--log-dir") {
+            command.arg("--log-dir").arg(dir.join("logs"));
+        }
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("SPIN_VARIABLE_") {
                 command.env_remove(name);
@@ -131,7 +154,7 @@ impl SpinUp {
         for (name, value) in variables {
             command.env(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), value);
         }
-        die_with_parent(&mut command);
+        own_process_group(&mut command);
         let child = command.spawn().with_context(|| format!("starting {}", binary.path.display()))?;
         let component = crate::manifest::component_id(&fs::read_to_string(&manifest)?)?;
         let log = dir.join("logs").join(format!("{component}_stdout.txt"));
@@ -165,6 +188,11 @@ impl SpinUp {
         format!("http://{}", self.addr)
     }
 
+    /// The processes of this `spin up`: itself and the trigger process that serves.
+    pub fn pids(&self) -> Vec<u32> {
+        process_group_members(self.child.id())
+    }
+
     /// The component's stdout lines, after waiting (boundedly) until there are `at_least`.
     pub fn log_lines(&self, at_least: usize) -> Vec<String> {
         let started = Instant::now();
@@ -186,8 +214,23 @@ impl SpinUp {
     }
 
     fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        #[cfg(unix)]
+        {
+            let group = self.child.id() as libc::pid_t;
+            // SAFETY: plain system calls on the group this value names; the group is ours.
+            unsafe {
+                libc::kill(-group, libc::SIGKILL);
+            }
+            let _ = self.child.wait();
+            // The trigger process, orphaned and (as this process is a subreaper) ours to reap.
+            // SAFETY: waits only for members of that group; a null status pointer is allowed.
+            while unsafe { libc::waitpid(-group, std::ptr::null_mut(), 0) } > 0 {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -213,18 +256,44 @@ pub(crate) fn temporary_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// Linux: the child is killed when the thread that started it ends, even if this process
-/// is killed before its `Drop` runs.
-fn die_with_parent(command: &mut Command) {
+/// Puts `spin up` in a process group of its own (its trigger process inherits it). On Linux it
+/// also gets SIGTERM when the thread that started it ends, even if this process is killed
+/// before its `Drop` runs: `spin up` then stops its trigger processes itself.
+fn own_process_group(command: &mut Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
+        static SUBREAPER: std::sync::Once = std::sync::Once::new();
+        // SAFETY: prctl with integer arguments only.
+        SUBREAPER.call_once(|| unsafe {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        });
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
                 Ok(())
             });
         }
     }
+}
+
+/// The processes whose process group is `group` (Linux `/proc`; empty elsewhere).
+fn process_group_members(group: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // `pid (comm) state ppid pgrp …`: the command may hold spaces and parentheses.
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            after_comm.split_whitespace().nth(2).and_then(|pgrp| pgrp.parse::<u32>().ok()) == Some(group)
+        })
+        .collect()
 }
