@@ -7,10 +7,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::names;
-use crate::provision::POD_NAME_HASH_LEN;
+use crate::pod::name::MAX_NAME_PREFIX_LEN;
 
-/// The longest `client_name_prefix` that still gives pod names usable as label values.
-pub const MAX_NAME_PREFIX_LEN: usize = 63 - 1 - POD_NAME_HASH_LEN;
 const MAX_TIMEOUT_SECONDS: u64 = 3600;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2,19 +2,29 @@
 //! `io.podgateway.client.pending` CloudEvent into a client Pod routed through the requested
 //! pod-gateway, and answers with the result event.
 //!
-//! `spin_entry` is the Spin entry point and, with `outbound`, the only code that talks to
-//! the host (Spin variables, outbound HTTP, clock, stdout); every decision lives in the
-//! other modules, which build and test natively. The host modules are compiled for wasm
-//! only: `#[http_component]` exports symbols a native linker rejects.
+//! A request goes [`entry`] → [`service`] (method, body) → [`cloudevents`] (the event) →
+//! [`handlers`] (one per event type, with the [`config`]) → [`provision`] (the API protocol,
+//! through [`kube`], for the pod of [`pod`]) → [`respond`] (the answer and the log line).
+//! Only `entry` talks to the host; everything else is plain code that builds and tests
+//! natively. `entry` is compiled for wasm only: `#[http_component]` exports symbols a native
+//! linker rejects.
 
+pub mod cloudevents;
 pub mod config;
-pub mod event;
+pub mod handlers;
+pub mod host;
+pub mod identity;
 pub mod kube;
 pub mod names;
+pub mod pod;
 pub mod provision;
+pub mod respond;
 pub mod service;
 
 #[cfg(target_arch = "wasm32")]
-mod outbound;
-#[cfg(target_arch = "wasm32")]
-mod spin_entry;
+mod entry;
+
+/// The contract literals shared by every test (`tests/common/contract.rs`).
+#[cfg(test)]
+#[path = "../tests/common/contract.rs"]
+pub(crate) mod contract;

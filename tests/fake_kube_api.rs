@@ -1,5 +1,6 @@
 //! Self-tests of the fake kube-apiserver in the test harness: every rule it implements, with
-//! the exact status code and `metav1.Status` body (see shared/reference/kubernetes-api.md).
+//! the exact status code and `metav1.Status` body, as the real server answers (the facts, and
+//! where they come from, are in the documentation of `tests/harness/src/fake_kube/mod.rs`).
 
 use podgateway_test_harness::http_client::{Response, send_blocking};
 use podgateway_test_harness::{FakeKube, Fault};

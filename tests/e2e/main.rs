@@ -4,6 +4,8 @@
 //! paths) or, without it, `spin` on `PATH`. Without either, the real-Spin runs are reported
 //! as ignored, with a line saying how to enable them.
 
+#[path = "../common/contract.rs"]
+mod contract;
 mod provisioning;
 mod wire;
 mod world;

@@ -4,20 +4,15 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use podgateway_client_provisioner::kube::POD_VERBS;
 use podgateway_test_harness::http_client::{Response, send_blocking};
 use podgateway_test_harness::{App, AppSpec, FakeKube, Runtime};
 use serde_json::{Value, json};
 
-pub const PENDING: &str = "io.podgateway.client.pending";
-pub const DONE: &str = "io.podgateway.client.scheduling.done";
-pub const FAILED: &str = "io.podgateway.client.scheduling.failed";
-pub const REPLY_SOURCE: &str = "podgateway/eventing/client/provisioner";
-/// The pod name for the event (source `urn:test`, id `42`) under the documented rule:
-/// `podgateway-client-` + the first 20 hex of SHA-256(be64(8) "urn:test" be64(2) "42").
-pub const POD_42: &str = "podgateway-client-7678b351e70b8efde9a6";
+pub use crate::contract::{DONE, FAILED, PENDING, POD_42, REPLY_SOURCE, binary_headers as binary};
 
-/// The component in its host with a fake API server behind it. The component's token may
-/// create and get pods in `default`, nothing else, as `deploy/rbac.yaml` grants.
+/// The component in its host with a fake API server behind it. The component's token may do
+/// what `kube::POD_VERBS` says on pods in `default`, nothing else, as `deploy/rbac.yaml` grants.
 pub struct World {
     pub kube: FakeKube,
     pub app: App,
@@ -44,7 +39,7 @@ impl World {
         let kube = FakeKube::start_empty();
         kube.add_namespace("default");
         kube.add_token(FakeKube::TOKEN, FakeKube::USER);
-        kube.grant(FakeKube::USER, &["create", "get"], Some("default"));
+        kube.grant(FakeKube::USER, &POD_VERBS, Some("default"));
         let url = kube.url();
         let mut spec = AppSpec {
             variables: vec![("k8s_api_url".into(), url), ("k8s_token".into(), FakeKube::TOKEN.into())],
@@ -87,16 +82,6 @@ impl World {
     pub fn raw_logs(&self) -> Vec<String> {
         self.app.log_lines(self.sent.load(Ordering::Relaxed))
     }
-}
-
-pub fn binary<'a>(id: &'a str, event_type: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("ce-specversion", "1.0"),
-        ("ce-id", id),
-        ("ce-source", "urn:test"),
-        ("ce-type", event_type),
-        ("content-type", "application/json"),
-    ]
 }
 
 pub fn assert_reply(response: &Response, event_type: &str) -> Value {

@@ -5,6 +5,48 @@
 //!
 //! It serves `/api/v1/namespaces/{ns}/pods` (POST, GET with `labelSelector` / `fieldSelector`)
 //! and `/api/v1/namespaces/{ns}/pods/{name}` (GET, DELETE) on `127.0.0.1:<random port>`.
+//!
+//! # What the real server does, and so this one
+//!
+//! From the Kubernetes sources (apimachinery `pkg/api/errors`, `pkg/util/validation`; the
+//! apiserver's filters and response writers; client-go `rest/request.go`):
+//!
+//! - **Order of the checks on create**: authentication (401) → authorization (403) → body
+//!   decoding (400) → `CreateOptions` (422) → admission, NamespaceLifecycle included (404 for
+//!   a missing namespace, 403 for a terminating one) → object validation (422) → storage
+//!   (409 `AlreadyExists`) → `201 Created`.
+//! - **Errors are `metav1.Status`** (`application/json`):
+//!   `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":…,"reason":…,"details":{…},"code":N}`.
+//!   401 `Unauthorized` (message `Unauthorized`, no details; a bad or expired token). 403
+//!   `Forbidden`: `pods is forbidden: User "<user>" cannot create resource "pods" in API group
+//!   "" in the namespace "<ns>"`, details `{"kind":"pods"}` (a name only when the request has
+//!   one); a request without a token is user `system:anonymous` and gets 403, not 401.
+//!   404 `NotFound`: `namespaces "<ns>" not found` / `pods "<name>" not found`, details
+//!   `{"name":…,"kind":…}`. 409 `AlreadyExists`: `pods "<name>" already exists`. 422
+//!   `Invalid`: `Pod "<name>" is invalid: <field>: <error>` with `details.causes`
+//!   (`reason`, `message`, `field`); several causes are joined as `[a, b]`. 400 `BadRequest`
+//!   for a body that does not decode, or whose namespace differs from the request's. 500
+//!   `ServerTimeout` with `details.retryAfterSeconds` and a `Retry-After` header; 500
+//!   `InternalError` (`Internal error occurred: …`); 503 `ServiceUnavailable`; 504 `Timeout`.
+//!   Whenever `retryAfterSeconds > 0`, the header is set too.
+//! - **429 from max-in-flight and priority-and-fairness is plain text**, not a Status:
+//!   `text/plain; charset=utf-8`, body `Too many requests, please try again later.`, and a
+//!   `Retry-After` header.
+//! - **Validation**: a pod name is a DNS-1123 subdomain (≤ 253); label values ≤ 63 matching
+//!   `(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?`; label and annotation keys are an optional
+//!   DNS-1123 subdomain prefix and `/`, then a name ≤ 63; annotations total ≤ 262,144 bytes of
+//!   keys and values; at least one container, each named by a DNS-1123 label.
+//! - **Create options**: `dryRun` accepts only `All` (else 422 on `CreateOptions.meta.k8s.io`);
+//!   with it, admission and validation run, an existing name still gives 409, nothing is
+//!   stored, and the answer is 201 with `uid` and `creationTimestamp` but no
+//!   `resourceVersion`. `fieldManager` is at most 128 printable characters (else 422); when
+//!   empty, the User-Agent up to its first `/` is recorded in `managedFields[].manager`.
+//!   Unknown fields in the body: a `Warning: 299 …` header (since 1.27), not an error.
+//! - **Success**: `201` with the whole defaulted Pod: `metadata.uid`, `resourceVersion`,
+//!   `creationTimestamp`, `managedFields`; `restartPolicy: Always`, `dnsPolicy: ClusterFirst`,
+//!   `terminationGracePeriodSeconds: 30`, `imagePullPolicy`, the service-account token volume,
+//!   the default tolerations; `status: {"phase":"Pending","qosClass":"BestEffort"}`. `DELETE`
+//!   of a pod answers 200 with the Pod.
 
 mod api;
 mod pod;
@@ -451,21 +493,13 @@ fn into_response(reply: Reply) -> hyper::Response<Full<Bytes>> {
     resp
 }
 
-/// A URL query, percent-decoded (`+` is a space), in order.
+/// A URL query, decoded as `application/x-www-form-urlencoded` (`+` is a space), in order.
 #[derive(Debug, Default)]
 pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
     pub(crate) fn parse(raw: &str) -> Self {
-        Self(
-            raw.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    (percent_decode(k), percent_decode(v))
-                })
-                .collect(),
-        )
+        Self(form_urlencoded::parse(raw.as_bytes()).into_owned().collect())
     }
 
     pub(crate) fn first(&self, name: &str) -> Option<&str> {
@@ -475,26 +509,4 @@ impl Query {
     pub(crate) fn all(&self, name: &str) -> Vec<String> {
         self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -1,4 +1,8 @@
-//! The Spin entry point: the HTTP request in, the answer out, one log line on stdout.
+//! The Spin entry point, compiled for wasm only (`#[http_component]` exports symbols a native
+//! linker rejects): the HTTP request in, the answer out, one log line on stdout. With
+//! [`wasi_http`], the only code that talks to the host; no decisions are made here.
+
+mod wasi_http;
 
 use std::time::{Duration, Instant};
 
@@ -6,12 +10,12 @@ use spin_sdk::http::{
     Fields, IncomingRequest, Method as SpinMethod, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 use spin_sdk::http_component;
-use spin_sdk::wit::wasi::http0_2_0::types::{self as wasi_http, ErrorCode};
+use spin_sdk::wit::wasi::http0_2_0::types::{self as http_types, ErrorCode};
 
-use crate::event::{HttpAnswer, MAX_BODY_BYTES, Rejection};
+use crate::host::Host;
 use crate::kube::{KubeApi, TransportError};
-use crate::outbound;
-use crate::service::{self, Host, Incoming};
+use crate::respond::{HttpAnswer, Rejection};
+use crate::service::{self, Incoming, MAX_BODY_BYTES};
 
 #[http_component]
 fn handle_request(request: IncomingRequest, response_out: ResponseOutparam) {
@@ -40,16 +44,17 @@ fn respond(answer: HttpAnswer, response_out: ResponseOutparam) -> Result<(), Str
         Ok(response) => response,
         Err(error) => {
             let out = response_out.into_inner();
-            wasi_http::ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some(error.clone()))));
+            http_types::ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some(error.clone()))));
             return Err(error);
         }
     };
     let body = response.body().map_err(|()| "the response body is not writable".to_owned())?;
     let stream = body.write().map_err(|()| "the response body is not writable".to_owned())?;
-    let buffered = outbound::write_ready(&stream, &answer.body).map_err(|error| format!("{error:?}"))?;
+    let buffered = wasi_http::write_ready(&stream, &answer.body).map_err(|error| format!("{error:?}"))?;
     if buffered < answer.body.len() {
         response_out.set(response);
-        outbound::write_all(&stream, &answer.body[buffered..], None).map_err(|error| format!("{error:?}"))?;
+        wasi_http::write_all(&stream, &answer.body[buffered..], None)
+            .map_err(|error| format!("{error:?}"))?;
         drop(stream);
         return OutgoingBody::finish(body, None).map_err(|error| format!("{error:?}"));
     }
@@ -91,10 +96,12 @@ impl KubeApi for SpinHost {
         request: http::Request<Vec<u8>>,
         timeout: Duration,
     ) -> Result<http::Response<Vec<u8>>, TransportError> {
-        outbound::send(request, timeout)
+        wasi_http::send(request, timeout)
     }
 }
 
+/// spin-sdk's own `From<Method> for http::Method` panics on an `Other` method that `http`
+/// cannot parse; the request path must never panic.
 fn http_method(method: SpinMethod) -> http::Method {
     match method {
         SpinMethod::Get => http::Method::GET,
@@ -133,17 +140,14 @@ fn read_body(request: IncomingRequest, headers: &http::HeaderMap) -> Result<Vec<
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
+    let too_large = Rejection::BodyTooLarge { limit: MAX_BODY_BYTES };
     if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
-        return Err(Rejection::body_too_large());
+        return Err(too_large);
     }
-    outbound::read_all(request, MAX_BODY_BYTES).map_err(|error| match error {
-        outbound::ReadError::TooLarge => Rejection::body_too_large(),
+    wasi_http::read_request_body(request, MAX_BODY_BYTES).map_err(|error| match error {
+        wasi_http::ReadError::TooLarge => too_large,
         // No deadline is set on the incoming body: the host times out slow clients.
-        outbound::ReadError::TimedOut => {
-            Rejection { status: 400, message: "cannot read the request body: timed out".into() }
-        }
-        outbound::ReadError::Failed(detail) => {
-            Rejection { status: 400, message: format!("cannot read the request body: {detail}") }
-        }
+        wasi_http::ReadError::TimedOut => Rejection::UnreadableBody("timed out".into()),
+        wasi_http::ReadError::Failed(detail) => Rejection::UnreadableBody(detail),
     })
 }

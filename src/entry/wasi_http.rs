@@ -1,5 +1,5 @@
-//! WASI HTTP plumbing: one outbound request bounded by a deadline, and a request body read
-//! up to a limit. spin-sdk 5.2's `send` sets no `request-options`, so a hung API server
+//! WASI HTTP plumbing: one outbound request bounded by a deadline, the incoming request's
+//! body read up to a limit, and bodies written so that head and body leave together. spin-sdk 5.2's `send` sets no `request-options`, so a hung API server
 //! would hold the request for Spin's default of 600 s; this module sets the timeouts and
 //! also waits on a monotonic-clock deadline, so the bound holds on any host.
 
@@ -192,7 +192,10 @@ pub enum ReadError {
 }
 
 /// Reads the whole incoming request body, or stops once it is over `limit` bytes.
-pub fn read_all(request: spin_sdk::http::IncomingRequest, limit: usize) -> Result<Vec<u8>, ReadError> {
+pub fn read_request_body(
+    request: spin_sdk::http::IncomingRequest,
+    limit: usize,
+) -> Result<Vec<u8>, ReadError> {
     let body = request.consume().map_err(|()| ReadError::Failed("the body was already taken".into()))?;
     let stream = body.stream().map_err(|()| ReadError::Failed("the body is not readable".into()))?;
     read_stream(&stream, limit, None)

@@ -1,0 +1,36 @@
+//! The event types the component handles, one file each; dispatch by type. Any other type
+//! is acknowledged and ignored (`204`), without reading the configuration.
+
+pub mod pending;
+
+use crate::cloudevents::{ReceivedEvent, Reply};
+use crate::config::Config;
+use crate::host::Host;
+use crate::provision::CallFailure;
+use crate::respond::{Handled, Outcome};
+
+/// Hands the event to the handler of its type, with the configuration loaded: a bad
+/// variable answers `500` before the handler does anything.
+pub fn dispatch(event: &ReceivedEvent, host: &mut impl Host) -> Handled {
+    match event.event_type.as_str() {
+        pending::TYPE => configured(host, |config, api| pending::handle(event, config, api)),
+        _ => Handled::new(Outcome::Ignored),
+    }
+}
+
+fn configured<H: Host>(host: &mut H, handler: impl FnOnce(&Config, &mut H) -> Handled) -> Handled {
+    match Config::load(|name| host.variable(name)) {
+        Ok(config) => handler(&config, host),
+        Err(error) => Handled::new(Outcome::Misconfigured(error.to_string())),
+    }
+}
+
+/// What an API exchange that failed means for the event: a refusal is the handler's
+/// `failed` reply; the rest is the same for every handler.
+pub fn failure_outcome(failure: CallFailure, failed: impl FnOnce(String) -> Reply) -> Outcome {
+    match failure {
+        CallFailure::Refused(message) => Outcome::Failed(failed(message)),
+        CallFailure::Unavailable { message, retry_after } => Outcome::Retry { message, retry_after },
+        CallFailure::Misconfigured(message) => Outcome::Misconfigured(message),
+    }
+}

@@ -1,0 +1,237 @@
+//! `io.podgateway.client.pending`: a client pod routed through the gateway the event names.
+//! The data is checked before any API call; the reply says what became of the pod.
+
+use serde_json::{Value, json};
+
+use crate::cloudevents::{ReceivedEvent, Reply, json_kind};
+use crate::config::Config;
+use crate::handlers::failure_outcome;
+use crate::identity::EventKey;
+use crate::kube::KubeApi;
+use crate::names;
+use crate::pod::name::pod_name;
+use crate::pod::shape::ClientRequest;
+use crate::provision::{CallFailure, provision};
+use crate::respond::{Handled, Outcome};
+
+pub const TYPE: &str = "io.podgateway.client.pending";
+pub const DONE_TYPE: &str = "io.podgateway.client.scheduling.done";
+pub const FAILED_TYPE: &str = "io.podgateway.client.scheduling.failed";
+
+const DONE_MESSAGE: &str = "A pod-gateway client has been scheduled.";
+const DRY_RUN_MESSAGE: &str =
+    "A pod-gateway client would have been scheduled (dry run: nothing was created).";
+
+/// What a pending event asks for, as sent; checked against the configuration later.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PendingData {
+    pub gateway_name: Option<String>,
+    pub message: Option<String>,
+}
+
+/// Why a pending event's data cannot be used, and the gateway it named if it could be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataProblem {
+    pub problem: String,
+    pub gateway_name: Option<String>,
+}
+
+pub fn handle(event: &ReceivedEvent, config: &Config, api: &mut impl KubeApi) -> Handled {
+    let failed =
+        |message: String, gateway_name: Option<String>| failed_reply(&event.key, message, gateway_name);
+    let checked = pending_data(event)
+        .map_err(|problem| failed(problem.problem, problem.gateway_name))
+        .and_then(|data| {
+            let gateway_name = data.gateway_name.clone();
+            client_request(event.key.clone(), data, config).map_err(|problem| failed(problem, gateway_name))
+        });
+    let mut handled = Handled::new(Outcome::Ignored);
+    handled.namespace = Some(config.client_namespace.clone());
+    let request = match checked {
+        Ok(request) => request,
+        Err(reply) => {
+            handled.outcome = Outcome::Failed(reply);
+            return handled;
+        }
+    };
+
+    let provisioning = provision(config, &request, api);
+    handled.api_status = provisioning.api_statuses;
+    handled.outcome = match provisioning.pod {
+        Ok(pod_name) => {
+            handled.pod = Some(pod_name.clone());
+            let message = if config.dry_run { DRY_RUN_MESSAGE } else { DONE_MESSAGE };
+            Outcome::Done(Reply::to(
+                &event.key,
+                DONE_TYPE,
+                Some(pod_name.clone()),
+                json!({
+                    "pod_name": pod_name,
+                    "namespace": config.client_namespace,
+                    "gateway_name": request.gateway,
+                    "message": message,
+                    "request_id": event.key.id,
+                    "request_source": event.key.source,
+                }),
+            ))
+        }
+        Err(failure) => {
+            if matches!(failure, CallFailure::Refused(_)) {
+                handled.pod = Some(pod_name(&config.client_name_prefix, &event.key));
+            }
+            failure_outcome(failure, |message| failed(message, Some(request.gateway.clone())))
+        }
+    };
+    handled
+}
+
+fn failed_reply(request: &EventKey, message: String, gateway_name: Option<String>) -> Reply {
+    Reply::to(
+        request,
+        FAILED_TYPE,
+        None,
+        json!({
+            "message": message,
+            "gateway_name": gateway_name,
+            "request_id": request.id,
+            "request_source": request.source,
+        }),
+    )
+}
+
+/// The data of a pending event: a JSON object with a string `gateway_name` and an optional
+/// string `message`; other fields are ignored.
+fn pending_data(event: &ReceivedEvent) -> Result<PendingData, DataProblem> {
+    let problem = |problem: String| DataProblem { problem, gateway_name: None };
+    let value = match event.json_data().map_err(problem)? {
+        None => return Err(problem(r#"the event has no data; expected {"gateway_name": "…"}"#.into())),
+        Some(value) => value,
+    };
+    let Value::Object(fields) = value else {
+        return Err(problem(format!(
+            r#"data must be a JSON object such as {{"gateway_name": "foo"}}, not {}"#,
+            json_kind(&value)
+        )));
+    };
+    let string_field = |name: &str| match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(format!("`{name}` must be a string, not {}", json_kind(other))),
+    };
+    let gateway_name = string_field("gateway_name").map_err(problem)?;
+    let message = string_field("message")
+        .map_err(|problem| DataProblem { problem, gateway_name: gateway_name.clone() })?;
+    Ok(PendingData { gateway_name, message })
+}
+
+/// Checks the requested gateway against the Kubernetes label-value rule and the allowlist.
+fn client_request(event: EventKey, data: PendingData, config: &Config) -> Result<ClientRequest, String> {
+    let gateway = match data.gateway_name {
+        None => return Err(r#"the event data has no `gateway_name`; expected {"gateway_name": "…"}"#.into()),
+        Some(gateway) if gateway.is_empty() => return Err("`gateway_name` is empty".into()),
+        Some(gateway) => gateway,
+    };
+    if !names::is_label_value(&gateway) {
+        return Err(format!(
+            "`gateway_name` {gateway:?} is not a valid gateway name: at most 63 letters, digits, \
+             `-`, `_` or `.`, starting and ending with a letter or digit"
+        ));
+    }
+    if let Some(allowed) = &config.allowed_gateways
+        && !allowed.contains(&gateway)
+    {
+        let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+        return Err(format!(
+            "gateway `{gateway}` is not allowed here; allowed gateways: {}",
+            allowed.join(", ")
+        ));
+    }
+    Ok(ClientRequest { event, gateway, message: data.message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloudevents::tests::event_with;
+    use crate::config::tests::load_with;
+    use crate::contract;
+    use crate::pod::shape::tests::request;
+    use cloudevents::Data;
+
+    fn key() -> EventKey {
+        EventKey { source: "urn:test".into(), id: "42".into() }
+    }
+
+    fn data(gateway: Option<&str>) -> PendingData {
+        PendingData { gateway_name: gateway.map(String::from), message: None }
+    }
+
+    #[test]
+    fn the_types_are_the_contracts() {
+        assert_eq!((TYPE, DONE_TYPE, FAILED_TYPE), (contract::PENDING, contract::DONE, contract::FAILED));
+    }
+
+    #[test]
+    fn pending_data_problems() {
+        let bytes = |text: &str| Some(Data::Binary(text.as_bytes().to_vec()));
+        let cases = [
+            (event_with(Some("application/json"), None), "the event has no data"),
+            (event_with(Some("application/json"), bytes("gateway foo")), "data is not valid JSON"),
+            (
+                event_with(Some("text/plain"), bytes("{}")),
+                "data must be JSON (datacontenttype application/json), not `text/plain`",
+            ),
+            (
+                event_with(None, bytes(r#"["foo"]"#)),
+                "data must be a JSON object such as {\"gateway_name\": \"foo\"}, not an array",
+            ),
+            (
+                event_with(None, bytes(r#"{"gateway_name": 7}"#)),
+                "`gateway_name` must be a string, not a number",
+            ),
+        ];
+        for (event, expected) in cases {
+            let problem = pending_data(&event).unwrap_err();
+            assert!(problem.problem.starts_with(expected), "{} / {expected}", problem.problem);
+            assert_eq!(problem.gateway_name, None);
+        }
+        let problem =
+            pending_data(&event_with(None, bytes(r#"{"gateway_name": "foo", "message": {}}"#))).unwrap_err();
+        assert_eq!(problem.problem, "`message` must be a string, not an object");
+        assert_eq!(problem.gateway_name.as_deref(), Some("foo"));
+    }
+
+    #[test]
+    fn pending_data_accepts_json_types_and_absent_gateway() {
+        let event = event_with(Some("application/vnd.x+json"), Some(Data::Json(json!({"message": "m"}))));
+        assert_eq!(
+            pending_data(&event).unwrap(),
+            PendingData { gateway_name: None, message: Some("m".into()) }
+        );
+    }
+
+    #[test]
+    fn gateway_checks() {
+        let config = load_with(&[]).unwrap();
+        assert_eq!(client_request(key(), data(Some("foo")), &config).unwrap(), request("foo"));
+        let problem = |gateway: Option<&str>, config: &Config| {
+            client_request(key(), data(gateway), config).unwrap_err()
+        };
+        assert_eq!(
+            problem(None, &config),
+            r#"the event data has no `gateway_name`; expected {"gateway_name": "…"}"#
+        );
+        assert_eq!(problem(Some(""), &config), "`gateway_name` is empty");
+        assert!(
+            problem(Some("foo bar"), &config)
+                .starts_with("`gateway_name` \"foo bar\" is not a valid gateway name")
+        );
+        assert!(problem(Some(&"g".repeat(64)), &config).contains("is not a valid gateway name"));
+        let allowlist = load_with(&[("allowed_gateways", "foo,bar")]).unwrap();
+        assert!(client_request(key(), data(Some("bar")), &allowlist).is_ok());
+        assert_eq!(
+            problem(Some("baz"), &allowlist),
+            "gateway `baz` is not allowed here; allowed gateways: bar, foo"
+        );
+    }
+}

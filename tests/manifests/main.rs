@@ -1,0 +1,558 @@
+//! Static checks of the cluster manifests (`deploy/`, `runtime-class/`) against each other,
+//! against `spin.toml` and against the component's code. No cluster is needed: every rule
+//! here is about what the files say.
+//!
+//! - Every YAML document parses (`load.rs` finds, parses and looks up the files).
+//! - Core kinds deserialize into their k8s-openapi types and serialize back to the same
+//!   JSON: a field the type does not know (a typo, a field of another kind) would be dropped
+//!   and is reported. The CRD kinds (SpinApp, SpinAppExecutor, Broker, Trigger, the
+//!   Kustomization), the pod-gateway Helm values and Spin's runtime config go through typed
+//!   structs with `deny_unknown_fields` that name the fields this project uses, with their
+//!   types (`crds.rs`; the rule is in `rules/kinds.rs`, with: no cluster-wide RBAC, every
+//!   namespace used exists).
+//! - The set is consistent (`rules/`, one file per concern):
+//!   - `spin.rs`: the SpinApp runs on the shim (executor → RuntimeClass → handler) with a
+//!     versioned image; every Spin variable is fed to the SpinApp and nothing else is, from
+//!     keys that exist; the ConfigMap's values are accepted by the component's own loader.
+//!   - `identity.rs`: the token comes from the SpinApp's ServiceAccount; the runtime config
+//!     trusts the cluster CA for the API host.
+//!   - `rbac.rs`: the Role grants what the code calls and nothing more, in the client
+//!     namespace, to the SpinApp's ServiceAccount.
+//!   - `eventing.rs`: Broker, Triggers, player and Services are wired to each other and to
+//!     the SpinApp; the delivery spec fits the component's status codes.
+//!   - `routing.rs`: the namespace the component writes to is the one the gateways route,
+//!     and the gateways match the annotation and label the component writes.
+//!   - `kustomize.rs`: `kubectl apply -k deploy/` applies exactly these manifests.
+//!
+//! Each consistency rule is a function that returns the problems it finds (all of them in
+//! `rules::RULES`). Next to the test that runs it on the real files, a test breaks a copy
+//! of the files in memory and asserts that the rule reports it, so no rule can silently
+//! stop checking.
+
+#[path = "../common/contract.rs"]
+mod contract;
+mod crds;
+mod load;
+mod rules;
+
+use std::fs;
+
+use serde_json::{Value, json};
+
+use load::{Doc, Manifests, is_helm_values, load, parse_yaml_documents, root, yaml_files};
+use rules::eventing::iso8601_seconds;
+use rules::identity::url_host;
+use rules::routing::ROUTED_LABEL;
+use rules::{RULES, Rule, eventing, identity, kinds, kustomize, rbac, routing, spin};
+
+// ---------------------------------------------------------------------------------------
+// Running a rule on the real files and on a broken copy
+// ---------------------------------------------------------------------------------------
+
+fn assert_holds(rule: Rule) {
+    let problems = rule(&load());
+    assert!(problems.is_empty(), "problems:\n  {}", problems.join("\n  "));
+}
+
+/// Breaks a copy of the manifests and returns what the rule reports.
+fn broken(rule: Rule, mutate: impl FnOnce(&mut Manifests)) -> Vec<String> {
+    let mut m = load();
+    mutate(&mut m);
+    rule(&m)
+}
+
+/// Asserts that the rule reports the breakage with a message containing `expected`.
+fn assert_catches(rule: Rule, expected: &str, mutate: impl FnOnce(&mut Manifests)) {
+    let problems = broken(rule, mutate);
+    assert!(
+        problems.iter().any(|p| p.contains(expected)),
+        "expected a problem containing {expected:?}, got {problems:#?}"
+    );
+}
+
+fn doc_mut<'a>(m: &'a mut Manifests, kind: &str, name: &str) -> &'a mut Value {
+    &mut m
+        .docs
+        .iter_mut()
+        .find(|d| d.kind() == kind && d.name() == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+        .value
+}
+
+fn spin_app_mut(m: &mut Manifests) -> &mut Value {
+    &mut m.docs.iter_mut().find(|d| d.kind() == "SpinApp").expect("a SpinApp").value
+}
+
+fn config_mut(m: &mut Manifests) -> &mut Value {
+    &mut m
+        .docs
+        .iter_mut()
+        .find(|d| d.kind() == "ConfigMap" && d.value["data"].get("client_namespace").is_some())
+        .expect("the component's ConfigMap")
+        .value["data"]
+}
+
+fn variable_mut<'a>(m: &'a mut Manifests, name: &str) -> &'a mut Value {
+    spin_app_mut(m)["spec"]["variables"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no SpinApp variable {name}"))
+}
+
+/// The Helm values of gateway `name` (deploy/pod-gateway-<name>-values.yaml).
+fn gateway_mut<'a>(m: &'a mut Manifests, name: &str) -> &'a mut Value {
+    m.helm_values
+        .get_mut(&format!("deploy/pod-gateway-{name}-values.yaml"))
+        .unwrap_or_else(|| panic!("no pod-gateway values for {name}"))
+}
+
+/// Replaces `from` by `to` in the runtime-config.toml of the runtime config Secret.
+fn edit_runtime_config(m: &mut Manifests, from: &str, to: &str) {
+    let rc =
+        &mut doc_mut(m, "Secret", "client-provisioner-runtime-config")["stringData"]["runtime-config.toml"];
+    *rc = json!(rc.as_str().unwrap().replace(from, to));
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn every_yaml_document_parses() {
+    let files = yaml_files();
+    assert!(files.len() >= 10, "manifests missing: {files:?}");
+    for file in &files {
+        let text = fs::read_to_string(root().join(file)).unwrap();
+        let docs = parse_yaml_documents(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(!docs.is_empty(), "{file}: no document");
+        if !is_helm_values(file) {
+            for doc in &docs {
+                assert!(doc["apiVersion"].is_string() && doc["kind"].is_string(), "{file}: {doc}");
+            }
+        }
+    }
+    assert!(parse_yaml_documents("a: [1, 2\n").is_err(), "a broken document must not parse");
+    // The manifests as a whole: what the other tests read.
+    let m = load();
+    for kind in ["Namespace", "ServiceAccount", "Secret", "Role", "RoleBinding", "ConfigMap", "SpinApp"] {
+        assert!(m.of_kind(kind).next().is_some(), "no {kind}");
+    }
+    for kind in ["SpinAppExecutor", "RuntimeClass", "Broker", "Trigger", "Deployment", "Service"] {
+        assert!(m.of_kind(kind).next().is_some(), "no {kind}");
+    }
+    assert_eq!(m.helm_values.len(), 2, "two pod-gateway values files (foo, bar)");
+}
+
+#[test]
+fn core_kinds_are_k8s_openapi_objects_and_crd_kinds_have_the_expected_fields() {
+    assert_holds(kinds::check_known_kinds_and_fields);
+}
+
+#[test]
+fn an_unknown_field_in_a_core_kind_is_caught() {
+    assert_catches(kinds::check_known_kinds_and_fields, "spec.replica", |m| {
+        doc_mut(m, "Deployment", "cloudevents-player")["spec"]["replica"] = json!(1);
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "rules[0].verb", |m| {
+        doc_mut(m, "Role", "client-provisioner")["rules"][0]["verb"] = json!(["list"]);
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "metadata.label", |m| {
+        doc_mut(m, "Namespace", "podgateway-clients")["metadata"]["label"] = json!({"a": "b"});
+    });
+}
+
+#[test]
+fn an_unknown_or_mistyped_field_in_a_crd_kind_is_caught() {
+    assert_catches(kinds::check_known_kinds_and_fields, "serviceAccount", |m| {
+        spin_app_mut(m)["spec"]["serviceAccount"] = json!("client-provisioner");
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "invalid type: string \"two\"", |m| {
+        spin_app_mut(m)["spec"]["replicas"] = json!("two");
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "runtimeClass", |m| {
+        doc_mut(m, "SpinAppExecutor", "containerd-shim-spin")["spec"]["deploymentConfig"]["runtimeClass"] =
+            json!("wasmtime-spin-v2");
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "retryAfterMax", |m| {
+        doc_mut(m, "Broker", "podgateway")["spec"]["delivery"]["retryAfterMax"] = json!("PT30S");
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "filters", |m| {
+        doc_mut(m, "Trigger", "client-provisioner")["spec"]["filters"] = json!([]);
+    });
+}
+
+#[test]
+fn a_cluster_role_or_an_unexpected_kind_is_caught() {
+    let cluster_role = |m: &mut Manifests| {
+        m.docs.push(Doc {
+            file: "deploy/rbac.yaml".into(),
+            value: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                          "metadata": {"name": "x"}, "rules": []}),
+        });
+    };
+    assert_catches(kinds::check_known_kinds_and_fields, "no cluster-wide RBAC", cluster_role);
+    assert_catches(kinds::check_no_cluster_rbac, "no cluster-wide RBAC", cluster_role);
+    assert_catches(kinds::check_known_kinds_and_fields, "unexpected kind", |m| {
+        m.docs.push(Doc {
+            file: "deploy/x.yaml".into(),
+            value: json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": "podgateway-system"}}),
+        });
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "defined twice", |m| {
+        let copy = m.docs.iter().find(|d| d.kind() == "ConfigMap").unwrap().clone();
+        m.docs.push(copy);
+    });
+}
+
+#[test]
+fn no_cluster_wide_rbac() {
+    assert_holds(kinds::check_no_cluster_rbac);
+}
+
+#[test]
+fn the_spin_app_runs_on_the_shim_executor_and_its_runtime_class() {
+    assert_holds(spin::check_executor_chain);
+    assert_holds(spin::check_spin_app_spec);
+    assert_holds(kinds::check_namespaces_exist);
+}
+
+#[test]
+fn a_broken_executor_chain_is_caught() {
+    assert_catches(spin::check_executor_chain, "is not a SpinAppExecutor", |m| {
+        spin_app_mut(m)["spec"]["executor"] = json!("containerd-shim-spn");
+    });
+    assert_catches(spin::check_executor_chain, "is not a SpinAppExecutor", |m| {
+        doc_mut(m, "SpinAppExecutor", "containerd-shim-spin")["metadata"]["namespace"] = json!("default");
+    });
+    assert_catches(spin::check_executor_chain, "createDeployment must be true", |m| {
+        doc_mut(m, "SpinAppExecutor", "containerd-shim-spin")["spec"]["createDeployment"] = json!(false);
+    });
+    assert_catches(spin::check_executor_chain, "is not a RuntimeClass", |m| {
+        doc_mut(m, "SpinAppExecutor", "containerd-shim-spin")["spec"]["deploymentConfig"]["runtimeClassName"] =
+            json!("wasmtime-spin");
+    });
+    assert_catches(spin::check_executor_chain, "handler", |m| {
+        doc_mut(m, "RuntimeClass", "wasmtime-spin-v2")["handler"] = json!("spin-v2");
+    });
+    assert_catches(spin::check_spin_app_spec, "version tag", |m| {
+        spin_app_mut(m)["spec"]["image"] = json!("localhost:5001/podgateway-client-provisioner:latest");
+    });
+    assert_catches(spin::check_spin_app_spec, "replicas cannot be set with enableAutoscaling", |m| {
+        spin_app_mut(m)["spec"]["enableAutoscaling"] = json!(true);
+    });
+    assert_catches(kinds::check_namespaces_exist, "not in deploy/namespace.yaml", |m| {
+        doc_mut(m, "Broker", "podgateway")["metadata"]["namespace"] = json!("podgateway");
+    });
+}
+
+#[test]
+fn every_spin_variable_is_fed_from_the_config_map_or_the_token_secret() {
+    assert_holds(spin::check_variables_match_spin_toml);
+    assert_holds(spin::check_variable_sources);
+    assert_holds(spin::check_config_keys_read);
+}
+
+#[test]
+fn a_variable_mismatch_with_spin_toml_is_caught() {
+    assert_catches(spin::check_variables_match_spin_toml, "is not a variable of spin.toml", |m| {
+        variable_mut(m, "dry_run")["name"] = json!("dryrun");
+    });
+    assert_catches(
+        spin::check_variables_match_spin_toml,
+        "has no default and the SpinApp does not set it",
+        |m| {
+            let mut required = toml::Table::new();
+            required.insert("required".into(), toml::Value::Boolean(true));
+            m.spin["variables"].as_table_mut().unwrap().insert("gateway_namespace".into(), required.into());
+        },
+    );
+    assert_catches(spin::check_variables_match_spin_toml, "is not set by the SpinApp", |m| {
+        spin_app_mut(m)["spec"]["variables"].as_array_mut().unwrap().retain(|v| v["name"] != "client_image");
+    });
+    assert_catches(spin::check_variables_match_spin_toml, "is set twice", |m| {
+        let copy = variable_mut(m, "client_image").clone();
+        spin_app_mut(m)["spec"]["variables"].as_array_mut().unwrap().push(copy);
+    });
+    assert_catches(spin::check_variable_sources, "has no key", |m| {
+        variable_mut(m, "client_image")["valueFrom"]["configMapKeyRef"]["key"] = json!("client-image");
+    });
+    assert_catches(spin::check_variable_sources, "no ConfigMap", |m| {
+        variable_mut(m, "client_image")["valueFrom"]["configMapKeyRef"]["name"] = json!("other-config");
+    });
+    assert_catches(spin::check_variable_sources, "is secret in spin.toml but read from ConfigMap", |m| {
+        variable_mut(m, "k8s_token")["valueFrom"] =
+            json!({"configMapKeyRef": {"name": "client-provisioner-config", "key": "k8s_api_url"}});
+    });
+    assert_catches(spin::check_variable_sources, "must not be optional", |m| {
+        variable_mut(m, "client_image")["valueFrom"]["configMapKeyRef"]["optional"] = json!(true);
+    });
+    assert_catches(spin::check_variable_sources, "exactly one valueFrom", |m| {
+        *variable_mut(m, "client_image") = json!({"name": "client_image", "value": "alpine/curl"});
+    });
+    assert_catches(spin::check_variable_sources, "no Secret", |m| {
+        variable_mut(m, "k8s_token")["valueFrom"]["secretKeyRef"]["name"] = json!("client-provisioner-tokn");
+    });
+    assert_catches(spin::check_config_keys_read, "is not read by any SpinApp variable", |m| {
+        config_mut(m)["client_imagee"] = json!("alpine/curl");
+    });
+}
+
+#[test]
+fn the_configured_values_are_accepted_by_the_component() {
+    assert_holds(spin::check_config_values);
+}
+
+#[test]
+fn a_bad_configured_value_is_caught() {
+    assert_catches(spin::check_config_values, "client_command", |m| {
+        config_mut(m)["client_command"] = json!("sleep infinity");
+    });
+    assert_catches(spin::check_config_values, "k8s_timeout_seconds", |m| {
+        config_mut(m)["k8s_timeout_seconds"] = json!("10s");
+    });
+    assert_catches(spin::check_config_values, "dry_run", |m| config_mut(m)["dry_run"] = json!("yes"));
+    assert_catches(spin::check_config_values, "k8s_api_url", |m| {
+        config_mut(m)["k8s_api_url"] = json!("kubernetes.default.svc");
+    });
+    assert_catches(spin::check_config_values, "client_active_deadline_seconds", |m| {
+        config_mut(m)["client_active_deadline_seconds"] = json!("-1");
+    });
+}
+
+#[test]
+fn the_token_comes_from_the_spin_apps_service_account_and_the_api_ca_is_trusted() {
+    assert_holds(identity::check_service_account);
+    assert_holds(identity::check_token_secret);
+    assert_holds(identity::check_api_host_trusted);
+    assert_holds(identity::check_client_tls_entries);
+}
+
+#[test]
+fn a_broken_identity_or_tls_setup_is_caught() {
+    assert_catches(identity::check_service_account, "is not a ServiceAccount", |m| {
+        spin_app_mut(m)["spec"]["serviceAccountName"] = json!("default-sa");
+    });
+    assert_catches(identity::check_token_secret, "service-account.name", |m| {
+        doc_mut(m, "Secret", "client-provisioner-token")["metadata"]["annotations"]["kubernetes.io/service-account.name"] =
+            json!("default");
+    });
+    assert_catches(identity::check_token_secret, "kubernetes.io/service-account-token", |m| {
+        doc_mut(m, "Secret", "client-provisioner-token")["type"] = json!("Opaque");
+    });
+    assert_catches(identity::check_token_secret, "must read key `token`", |m| {
+        variable_mut(m, "k8s_token")["valueFrom"]["secretKeyRef"]["key"] = json!("ca.crt");
+    });
+    assert_catches(identity::check_api_host_trusted, "no [[client_tls]] for the API host", |m| {
+        config_mut(m)["k8s_api_url"] = json!("https://kubernetes.default.svc.cluster.local");
+    });
+    let rename_component =
+        |m: &mut Manifests| edit_runtime_config(m, "\"client-provisioner\"", "\"provisioner\"");
+    assert_catches(identity::check_api_host_trusted, "name none of spin.toml's components", rename_component);
+    assert_catches(
+        identity::check_client_tls_entries,
+        "component id provisioner is not in spin.toml",
+        rename_component,
+    );
+    assert_catches(identity::check_client_tls_entries, "hosts takes host names", |m| {
+        edit_runtime_config(m, "\"kubernetes.default.svc\"", "\"https://kubernetes.default.svc\"");
+    });
+    assert_catches(identity::check_api_host_trusted, "runtime-config.toml", |m| {
+        edit_runtime_config(m, "ca_roots_file", "ca_root_file");
+    });
+    let other_secret = |m: &mut Manifests| {
+        spin_app_mut(m)["spec"]["runtimeConfig"]["loadFromSecret"] = json!("runtime-config");
+    };
+    assert_catches(identity::check_api_host_trusted, "is not a Secret", other_secret);
+    assert_catches(identity::check_client_tls_entries, "is not a Secret", other_secret);
+}
+
+#[test]
+fn the_role_grants_exactly_what_the_component_calls_in_the_client_namespace() {
+    assert_holds(rbac::check_role_grants);
+    assert_holds(rbac::check_role_binding);
+    assert_holds(rbac::check_role_refs);
+}
+
+#[test]
+fn a_role_granting_more_or_less_or_elsewhere_is_caught() {
+    assert_catches(rbac::check_role_grants, "grants verbs", |m| {
+        doc_mut(m, "Role", "client-provisioner")["rules"][0]["verbs"] = json!(["create", "get", "list"]);
+    });
+    assert_catches(rbac::check_role_grants, "grants verbs", |m| {
+        doc_mut(m, "Role", "client-provisioner")["rules"][0]["verbs"] = json!(["create"]);
+    });
+    assert_catches(rbac::check_role_grants, "only uses core pods", |m| {
+        doc_mut(m, "Role", "client-provisioner")["rules"][0]["resources"] = json!(["pods", "secrets"]);
+    });
+    assert_catches(rbac::check_role_grants, "expected one rule", |m| {
+        let rules = doc_mut(m, "Role", "client-provisioner")["rules"].as_array_mut().unwrap();
+        rules.push(json!({"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}));
+    });
+    assert_catches(rbac::check_role_grants, "the component creates pods in", |m| {
+        doc_mut(m, "Role", "client-provisioner")["metadata"]["namespace"] = json!("podgateway-system");
+    });
+    assert_catches(rbac::check_role_binding, "binds Role", |m| {
+        doc_mut(m, "RoleBinding", "client-provisioner")["subjects"][0]["namespace"] =
+            json!("podgateway-clients");
+    });
+    assert_catches(rbac::check_role_binding, "binds Role", |m| {
+        spin_app_mut(m)["spec"]["serviceAccountName"] = json!("other");
+    });
+    assert_catches(rbac::check_role_refs, "roleRef is not a Role of these manifests", |m| {
+        doc_mut(m, "RoleBinding", "client-provisioner")["roleRef"]["name"] = json!("client-provisionr");
+    });
+}
+
+#[test]
+fn broker_triggers_and_player_are_wired_to_the_component() {
+    assert_holds(eventing::check_broker_delivery);
+    assert_holds(eventing::check_trigger_wiring);
+    assert_holds(eventing::check_component_trigger);
+    assert_holds(eventing::check_player_broker_uri);
+    assert_holds(eventing::check_service_selectors);
+}
+
+#[test]
+fn broken_eventing_wiring_is_caught() {
+    assert_catches(eventing::check_trigger_wiring, "subscriber", |m| {
+        doc_mut(m, "Trigger", "client-provisioner")["spec"]["subscriber"]["ref"]["name"] =
+            json!("provisioner");
+    });
+    assert_catches(eventing::check_component_trigger, "must filter exactly type", |m| {
+        doc_mut(m, "Trigger", "client-provisioner")["spec"]["filter"]["attributes"]["type"] =
+            json!(format!("{}.v1", contract::PENDING));
+    });
+    assert_catches(eventing::check_trigger_wiring, "broker podgateway-broker does not exist", |m| {
+        doc_mut(m, "Trigger", "client-provisioner")["spec"]["broker"] = json!("podgateway-broker");
+    });
+    assert_catches(eventing::check_broker_delivery, "deadLetterSink", |m| {
+        doc_mut(m, "Broker", "podgateway")["spec"]["delivery"]["deadLetterSink"]["ref"]["name"] =
+            json!("event-display");
+    });
+    assert_catches(eventing::check_broker_delivery, "delivery.retry", |m| {
+        doc_mut(m, "Broker", "podgateway")["spec"]["delivery"]["retry"] = json!(0);
+    });
+    assert_catches(eventing::check_broker_delivery, "backoffPolicy", |m| {
+        doc_mut(m, "Broker", "podgateway")["spec"]["delivery"]["backoffPolicy"] = json!("linear");
+    });
+    assert_catches(eventing::check_broker_delivery, "backoffDelay", |m| {
+        doc_mut(m, "Broker", "podgateway")["spec"]["delivery"]["backoffDelay"] = json!("1s");
+    });
+    assert_catches(eventing::check_player_broker_uri, "BROKER_URI", |m| {
+        let env = &mut doc_mut(m, "Deployment", "cloudevents-player")["spec"]["template"]["spec"]["containers"]
+            [0]["env"];
+        env[1]["value"] = json!("http://broker-ingress.knative-eventing.svc.cluster.local/default/default");
+    });
+    assert_catches(eventing::check_service_selectors, "selects no Deployment", |m| {
+        doc_mut(m, "Service", "cloudevents-player")["spec"]["selector"] = json!({"app": "player"});
+    });
+    assert_catches(eventing::check_service_selectors, "targetPort htt is not a container port", |m| {
+        doc_mut(m, "Service", "cloudevents-player")["spec"]["ports"][0]["targetPort"] = json!("htt");
+    });
+    assert_catches(eventing::check_component_trigger, "expected one Trigger", |m| {
+        doc_mut(m, "Trigger", "client-provisioner")["spec"]["subscriber"]["ref"]["name"] =
+            json!("cloudevents-player");
+    });
+}
+
+#[test]
+fn the_component_writes_to_the_namespace_the_gateways_route() {
+    assert_holds(routing::check_routed_namespace);
+    assert_holds(routing::check_gateway_webhooks);
+    assert_holds(routing::check_gateway_names);
+    assert_holds(routing::check_gateway_labels);
+    assert_holds(routing::check_gateway_tunnels);
+}
+
+#[test]
+fn routing_mismatches_are_caught() {
+    assert_catches(routing::check_routed_namespace, "must be labelled", |m| {
+        config_mut(m)["client_namespace"] = json!("podgateway-system");
+    });
+    assert_catches(routing::check_routed_namespace, "must be labelled", |m| {
+        doc_mut(m, "Namespace", "podgateway-clients")["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove(ROUTED_LABEL);
+    });
+    assert_catches(routing::check_gateway_webhooks, "routed_namespaces", |m| {
+        gateway_mut(m, "foo")["routed_namespaces"] = json!(["default"]);
+    });
+    assert_catches(routing::check_gateway_webhooks, "gatewayAnnotation", |m| {
+        config_mut(m)["gateway_annotation"] = json!("podgateway.io/gateway");
+    });
+    assert_catches(routing::check_gateway_webhooks, "gatewayDefault", |m| {
+        gateway_mut(m, "bar")["webhook"]["gatewayDefault"] = json!(true);
+    });
+    assert_catches(routing::check_gateway_names, "two gateways are named foo", |m| {
+        gateway_mut(m, "bar")["webhook"]["gatewayAnnotationValue"] = json!("foo");
+    });
+    assert_catches(routing::check_gateway_names, "allowed_gateways lists baz", |m| {
+        config_mut(m)["allowed_gateways"] = json!("foo,bar,baz");
+    });
+    assert_catches(routing::check_gateway_labels, "parses the label as a", |m| {
+        gateway_mut(m, "foo")["webhook"].as_object_mut().unwrap().remove("gatewayLabel");
+    });
+    assert_catches(routing::check_gateway_labels, "the component labels pods", |m| {
+        config_mut(m)["gateway_label"] = json!("setGateway");
+    });
+    assert_catches(routing::check_gateway_webhooks, "deploy/pod-gateway-foo-values.yaml", |m| {
+        gateway_mut(m, "foo")["routed_namespace"] = json!([]);
+    });
+    assert_catches(routing::check_gateway_tunnels, "used by another gateway", |m| {
+        let bar = gateway_mut(m, "bar");
+        bar["settings"]["VXLAN_ID"] = json!(42);
+        bar["settings"]["VXLAN_IP_NETWORK"] = json!("172.16.0");
+        bar["DNS"] = json!("172.16.0.1");
+    });
+    assert_catches(routing::check_routed_namespace, "must not run in the routed client namespace", |m| {
+        spin_app_mut(m)["metadata"]["namespace"] = json!("podgateway-clients");
+        doc_mut(m, "ConfigMap", "client-provisioner-config")["metadata"]["namespace"] =
+            json!("podgateway-clients");
+    });
+}
+
+#[test]
+fn kustomize_applies_every_manifest_of_deploy() {
+    assert_holds(kustomize::check_kustomization);
+}
+
+#[test]
+fn a_kustomization_missing_a_file_is_caught() {
+    assert_catches(kustomize::check_kustomization, "does not list deploy/trigger.yaml", |m| {
+        m.kustomization["resources"].as_array_mut().unwrap().retain(|r| r != "trigger.yaml");
+    });
+    assert_catches(kustomize::check_kustomization, "lists deploy/service.yaml", |m| {
+        m.kustomization["resources"].as_array_mut().unwrap().push(json!("service.yaml"));
+    });
+    assert_catches(kustomize::check_kustomization, "unknown field `namespace`", |m| {
+        m.kustomization["namespace"] = json!("podgateway-system");
+    });
+}
+
+#[test]
+fn all_rules_hold_together() {
+    // Every rule on the real files in one list: the summary to read first when something
+    // is off (each rule also has its own test, and a test that breaks it).
+    let m = load();
+    let problems: Vec<String> = RULES
+        .iter()
+        .flat_map(|(name, rule)| rule(&m).into_iter().map(move |p| format!("[{name}] {p}")))
+        .collect();
+    assert!(problems.is_empty(), "problems:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn helpers_read_urls_and_durations() {
+    assert_eq!(url_host("https://kubernetes.default.svc").as_deref(), Some("kubernetes.default.svc"));
+    assert_eq!(url_host("https://kubernetes.default.svc:443/x").as_deref(), Some("kubernetes.default.svc"));
+    assert_eq!(url_host("http://127.0.0.1:8001/").as_deref(), Some("127.0.0.1"));
+    assert_eq!(url_host("kubernetes.default.svc"), None);
+    assert_eq!(iso8601_seconds("PT1S"), Some(1.0));
+    assert_eq!(iso8601_seconds("PT0.5S"), Some(0.5));
+    assert_eq!(iso8601_seconds("PT1M30S"), Some(90.0));
+    assert_eq!(iso8601_seconds("1s"), None);
+    assert_eq!(iso8601_seconds("PT"), None);
+}
