@@ -317,6 +317,9 @@ fn run(options: &Options) -> anyhow::Result<String> {
 
     let kube = FakeKube::start_empty();
     kube.add_namespace("default");
+    // Routed by a pod-gateway release, as in a cluster: the created path is create + gate removal.
+    kube.label_namespace("default", "routed-gateway", "true");
+    kube.add_webhook(podgateway_test_harness::PodGatewayWebhook::chart_7("foo"));
     kube.add_token(FakeKube::TOKEN, FakeKube::USER);
     kube.grant(FakeKube::USER, &podgateway_client_provisioner::kube::POD_VERBS, Some("default"));
 
@@ -721,7 +724,7 @@ impl Case {
     fn name(self) -> &'static str {
         match self {
             Case::Unknown => "unknown type → 204",
-            Case::Created => "pending → created",
+            Case::Created => "pending → created, gate removed",
             Case::Redelivered => "pending → AlreadyExists → GET (redelivery)",
             Case::Failed => "pending → failed (invalid gateway)",
         }
@@ -730,7 +733,7 @@ impl Case {
     fn calls(self) -> &'static str {
         match self {
             Case::Unknown | Case::Failed => "none",
-            Case::Created => "POST 201",
+            Case::Created => "POST 201, PATCH 200",
             Case::Redelivered => "POST 409, GET 200",
         }
     }
@@ -742,7 +745,7 @@ impl Case {
     fn api_statuses(self) -> &'static [u16] {
         match self {
             Case::Unknown | Case::Failed => &[],
-            Case::Created => &[201],
+            Case::Created => &[201, 200],
             Case::Redelivered => &[409, 200],
         }
     }

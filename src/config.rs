@@ -10,6 +10,8 @@ use crate::names;
 use crate::pod::name::MAX_NAME_PREFIX_LEN;
 
 const MAX_TIMEOUT_SECONDS: u64 = 3600;
+/// Stands for the gateway's name in `gateway_address_template`.
+const GATEWAY_PLACEHOLDER: &str = "{gateway}";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -27,6 +29,22 @@ pub struct Config {
     pub active_deadline_seconds: Option<i64>,
     pub api_timeout: Duration,
     pub dry_run: bool,
+    pub routing_guard: RoutingGuard,
+    /// The expected `gateway` address of a routed pod, `{gateway}` standing for the gateway's
+    /// name; `None`: any address will do.
+    pub gateway_address_template: Option<String>,
+}
+
+/// What makes sure that no client pod runs with plain cluster egress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutingGuard {
+    /// Created with a scheduling gate, so that no node runs it; the gate is removed once the
+    /// pod is seen routed, and an unrouted pod is deleted.
+    Gate,
+    /// Created runnable; an unrouted pod is deleted right after it is created.
+    Delete,
+    /// Not checked (egress is routed by other means).
+    Off,
 }
 
 /// Where the Kubernetes API is: `scheme://authority`, without a trailing slash. No path:
@@ -122,7 +140,18 @@ impl Config {
             )?,
             api_timeout: read_variable(&lookup, "k8s_timeout_seconds", &parse_timeout)?,
             dry_run: read_variable(&lookup, "dry_run", &parse_bool)?,
+            routing_guard: read_variable(&lookup, "routing_guard", &parse_routing_guard)?,
+            gateway_address_template: read_variable(
+                &lookup,
+                "gateway_address_template",
+                &parse_address_template,
+            )?,
         })
+    }
+
+    /// The address a pod routed through `gateway` must carry, when a template is set.
+    pub fn expected_gateway_address(&self, gateway: &str) -> Option<String> {
+        self.gateway_address_template.as_ref().map(|template| template.replace(GATEWAY_PLACEHOLDER, gateway))
     }
 }
 
@@ -229,6 +258,31 @@ fn parse_timeout(value: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_routing_guard(value: &str) -> Result<RoutingGuard, String> {
+    match value {
+        "gate" => Ok(RoutingGuard::Gate),
+        "delete" => Ok(RoutingGuard::Delete),
+        "off" => Ok(RoutingGuard::Off),
+        _ => Err(format!("`{value}` is none of gate, delete, off")),
+    }
+}
+
+/// A DNS name once `{gateway}` is replaced by a gateway name, such as
+/// `pod-gateway-{gateway}-main.gateway-system.svc.cluster.local`.
+fn parse_address_template(value: &str) -> Result<Option<String>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if names::is_dns1123_subdomain(&value.replace(GATEWAY_PLACEHOLDER, "gateway")) {
+        Ok(Some(value.to_owned()))
+    } else {
+        Err(format!(
+            "`{value}` is not a DNS name with {GATEWAY_PLACEHOLDER} for the gateway's name, such as \
+             pod-gateway-{GATEWAY_PLACEHOLDER}-main.gateway-system.svc.cluster.local"
+        ))
+    }
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value {
         "true" => Ok(true),
@@ -242,28 +296,29 @@ pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    /// The defaults of spin.toml's `[variables]`.
-    pub(crate) fn spin_defaults() -> HashMap<&'static str, String> {
-        HashMap::from([
-            ("k8s_api_url", "https://kubernetes.default.svc".into()),
-            ("k8s_token", "".into()),
-            ("client_namespace", "default".into()),
-            ("client_image", "alpine/curl".into()),
-            ("client_command", r#"["sleep","infinity"]"#.into()),
-            ("client_name_prefix", "podgateway-client".into()),
-            ("gateway_annotation", "setGateway".into()),
-            ("gateway_label", "".into()),
-            ("allowed_gateways", "".into()),
-            ("client_active_deadline_seconds", "".into()),
-            ("k8s_timeout_seconds", "10".into()),
-            ("dry_run", "false".into()),
-        ])
+    /// The defaults of spin.toml's `[variables]`, read from spin.toml itself.
+    pub(crate) fn spin_defaults() -> HashMap<String, String> {
+        static DEFAULTS: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
+        DEFAULTS
+            .get_or_init(|| {
+                let manifest: toml::Table = include_str!("../spin.toml").parse().expect("spin.toml parses");
+                manifest["variables"]
+                    .as_table()
+                    .expect("spin.toml has [variables]")
+                    .iter()
+                    .map(|(name, declaration)| {
+                        let default = declaration["default"].as_str().expect("every variable has a default");
+                        (name.clone(), default.to_owned())
+                    })
+                    .collect()
+            })
+            .clone()
     }
 
     pub(crate) fn load_with(overrides: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
         let mut variables = spin_defaults();
         for (name, value) in overrides {
-            variables.insert(name, value.to_string());
+            variables.insert(name.to_string(), value.to_string());
         }
         Config::load(|name| variables.get(name).cloned().ok_or_else(|| format!("undefined: {name}")))
     }
@@ -292,6 +347,8 @@ pub(crate) mod tests {
                 active_deadline_seconds: None,
                 api_timeout: Duration::from_secs(10),
                 dry_run: false,
+                routing_guard: RoutingGuard::Gate,
+                gateway_address_template: None,
             }
         );
     }
@@ -311,10 +368,12 @@ pub(crate) mod tests {
             ("client_active_deadline_seconds", "3600"),
             ("k8s_timeout_seconds", "3"),
             ("dry_run", "true"),
+            ("routing_guard", "delete"),
+            ("gateway_address_template", "pod-gateway-{gateway}-main.gateway-system.svc.cluster.local"),
         ])
         .unwrap();
         assert_eq!(config.api.url("/api/v1/x"), "http://127.0.0.1:8001/api/v1/x");
-        assert_eq!(config.token.unwrap().authorization_header(), "Bearer tok.en-1");
+        assert_eq!(config.token.as_ref().unwrap().authorization_header(), "Bearer tok.en-1");
         assert_eq!(config.client_namespace, "vpn-clients");
         assert_eq!(config.client_image, "ghcr.io/example/client:1.2");
         assert_eq!(config.client_command, ["sh", "-c", "curl -s ifconfig.me; sleep 3600"]);
@@ -325,6 +384,13 @@ pub(crate) mod tests {
         assert_eq!(config.active_deadline_seconds, Some(3600));
         assert_eq!(config.api_timeout, Duration::from_secs(3));
         assert!(config.dry_run);
+        assert_eq!(config.routing_guard, RoutingGuard::Delete);
+        assert_eq!(
+            config.expected_gateway_address("foo").as_deref(),
+            Some("pod-gateway-foo-main.gateway-system.svc.cluster.local")
+        );
+        assert_eq!(load_with(&[("routing_guard", "off")]).unwrap().routing_guard, RoutingGuard::Off);
+        assert_eq!(load_with(&[]).unwrap().expected_gateway_address("foo"), None);
     }
 
     #[test]
@@ -358,6 +424,9 @@ pub(crate) mod tests {
             ("k8s_timeout_seconds", "2.5", "from 1 to 3600"),
             ("k8s_timeout_seconds", "99999999999999999999", "from 1 to 3600"),
             ("dry_run", "yes", "is neither true nor false"),
+            ("routing_guard", "check", "is none of gate, delete, off"),
+            ("gateway_address_template", "Pod-Gateway-{gateway}", "is not a DNS name with {gateway}"),
+            ("gateway_address_template", "https://pod-gateway-{gateway}-main", "is not a DNS name"),
         ];
         for (variable, value, expected) in cases {
             let error = problem_of(variable, value);

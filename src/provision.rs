@@ -1,14 +1,16 @@
-//! The Kubernetes API protocol of provisioning: create the pod; on 409, read the existing
-//! one and adopt it when an earlier delivery of the same event made it. What each answer
+//! The Kubernetes API protocol of provisioning: create the pod (on 409, read the existing one
+//! and adopt it when an earlier delivery of the same event made it), then make sure it is
+//! routed: release the routing gate of a routed pod, delete an unrouted one. What each answer
 //! means (done, refused, retry later, misconfigured) is decided here; the reply is the
 //! handler's.
 
 use http::StatusCode;
 
-use crate::config::Config;
-use crate::kube::requests::{create_pod, get_pod};
-use crate::kube::responses::{ApiError, pod_annotations};
+use crate::config::{Config, RoutingGuard};
+use crate::kube::requests::{create_pod, delete_pod, get_pod, remove_scheduling_gate};
+use crate::kube::responses::{ApiError, PodView};
 use crate::kube::{KubeApi, TransportError};
+use crate::pod::routing::{ROUTING_GATE, Routing, is_gated, routing};
 use crate::pod::shape::{ClientRequest, EVENT_ID_ANNOTATION, EVENT_SOURCE_ANNOTATION, client_pod};
 
 /// Why an API exchange did not give the component what it needed.
@@ -16,53 +18,65 @@ use crate::pod::shape::{ClientRequest, EVENT_ID_ANNOTATION, EVENT_SOURCE_ANNOTAT
 pub enum CallFailure {
     /// It will fail the same way again; the message says what to fix.
     Refused(String),
-    /// It may work later (overload, server errors, timeouts, no connection).
+    /// It may work later (overload, server errors, timeouts, no connection, a race).
     Unavailable { message: String, retry_after: Option<u64> },
     /// The deployment cannot reach the API at all (outside `allowed_outbound_hosts`).
     Misconfigured(String),
 }
 
-/// The pod's name if it exists for the event, with the HTTP status of each API answer.
+/// A client pod that exists for the event and may run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Provisioned {
+    pub name: String,
+    /// Where its egress goes (the injected containers' `gateway`); `None` when not checked.
+    pub gateway_address: Option<String>,
+}
+
+/// The pod if it exists for the event, with the HTTP status of each API answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Provisioning {
-    pub pod: Result<String, CallFailure>,
+    pub pod: Result<Provisioned, CallFailure>,
     pub api_statuses: Vec<u16>,
 }
 
-/// Creates the pod. A 409 means an earlier delivery may have created it: the existing pod
-/// counts only when it carries this event's source and id.
+/// Creates the pod and guards its routing (`routing_guard`).
 pub fn provision(config: &Config, request: &ClientRequest, api: &mut impl KubeApi) -> Provisioning {
-    let mut api_statuses = Vec::new();
-    let pod = create_or_adopt(config, request, api, &mut api_statuses);
-    Provisioning { pod, api_statuses }
+    let mut calls = Calls { api, config, statuses: Vec::new() };
+    let pod = create_or_adopt(&mut calls, request).and_then(|found| guard(&mut calls, request, &found));
+    Provisioning { pod, api_statuses: calls.statuses }
 }
 
-fn create_or_adopt(
-    config: &Config,
-    request: &ClientRequest,
-    api: &mut impl KubeApi,
-    statuses: &mut Vec<u16>,
-) -> Result<String, CallFailure> {
+/// The pod of this event as the API holds it.
+struct Found {
+    name: String,
+    pod: PodView,
+    /// Created by this delivery (as admitted, after every mutating webhook), rather than by
+    /// an earlier one.
+    created: bool,
+}
+
+/// The pod of this event: the one created now, or the one an earlier delivery made.
+fn create_or_adopt(calls: &mut Calls<impl KubeApi>, request: &ClientRequest) -> Result<Found, CallFailure> {
+    let config = calls.config;
     let pod = client_pod(config, request);
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let pod_ref = format!("{}/{name}", config.client_namespace);
+    let pod_ref = calls.pod_ref(&name);
 
-    let created = send(api, create_pod(config, &pod).map_err(CallFailure::Refused)?, config, statuses)?;
+    let created = calls.send(create_pod(config, &pod), &format!("create pod {pod_ref}"))?;
     if created.status().is_success() {
-        return Ok(name);
+        return PodView::parse(created.body())
+            .map(|pod| Found { name, pod, created: true })
+            .map_err(unavailable);
     }
     if created.status() != StatusCode::CONFLICT {
         return Err(api_failure(&ApiError::from_response(&created), &format!("create pod {pod_ref}")));
     }
 
-    let existing = send(api, get_pod(config, &name).map_err(CallFailure::Refused)?, config, statuses)?;
+    let existing = calls.send(get_pod(config, &name), &format!("read pod {pod_ref}"))?;
     if existing.status() == StatusCode::NOT_FOUND {
-        return Err(CallFailure::Unavailable {
-            message: format!(
-                "pod {pod_ref} already existed but was gone when read; redelivery will create it"
-            ),
-            retry_after: None,
-        });
+        return Err(unavailable(format!(
+            "pod {pod_ref} already existed but was gone when read; redelivery will create it"
+        )));
     }
     if !existing.status().is_success() {
         return Err(api_failure(
@@ -70,13 +84,12 @@ fn create_or_adopt(
             &format!("read existing pod {pod_ref}"),
         ));
     }
-    let annotations = pod_annotations(existing.body())
-        .map_err(|message| CallFailure::Unavailable { message, retry_after: None })?;
-    let made_for = |key: &str| annotations.get(key).map(String::as_str);
+    let existing = PodView::parse(existing.body()).map_err(unavailable)?;
+    let made_for = |key: &str| existing.metadata.annotations.get(key).map(String::as_str);
     if made_for(EVENT_SOURCE_ANNOTATION) == Some(&request.event.source)
         && made_for(EVENT_ID_ANNOTATION) == Some(&request.event.id)
     {
-        return Ok(name);
+        return Ok(Found { name, pod: existing, created: false });
     }
     Err(CallFailure::Refused(format!(
         "pod {pod_ref} already exists and was not created for this event (its {EVENT_SOURCE_ANNOTATION} / \
@@ -86,35 +99,147 @@ fn create_or_adopt(
     )))
 }
 
-/// Sends one request; an answer of any status is `Ok` (and its status recorded).
-fn send(
-    api: &mut impl KubeApi,
-    request: http::Request<Vec<u8>>,
-    config: &Config,
-    statuses: &mut Vec<u16>,
-) -> Result<http::Response<Vec<u8>>, CallFailure> {
-    match api.send(request, config.api_timeout) {
-        Ok(response) => {
-            statuses.push(response.status().as_u16());
-            Ok(response)
+/// Lets a routed pod run (removes the routing gate it may carry) and deletes an unrouted one.
+/// In a dry run nothing is changed, and the answer says what would have happened.
+fn guard(
+    calls: &mut Calls<impl KubeApi>,
+    request: &ClientRequest,
+    found: &Found,
+) -> Result<Provisioned, CallFailure> {
+    let config = calls.config;
+    let pod = &found.pod;
+    let address = match config.routing_guard {
+        RoutingGuard::Off => None,
+        RoutingGuard::Gate | RoutingGuard::Delete => {
+            let expected = config.expected_gateway_address(&request.gateway);
+            match routing(pod, expected.as_deref()) {
+                Routing::Routed { address } => Some(address),
+                Routing::NotRouted(why) => return Err(remove_unrouted(calls, request, found, &why)),
+            }
         }
-        Err(TransportError::Denied(detail)) => Err(CallFailure::Misconfigured(format!(
-            "the host refused the request to {}: k8s_api_url must be listed in the \
-             component's allowed_outbound_hosts in spin.toml ({detail})",
-            config.api
-        ))),
-        Err(TransportError::TimedOut) => Err(CallFailure::Unavailable {
-            message: format!(
+    };
+    if is_gated(pod) && !config.dry_run {
+        calls.release_gate(&found.name, &pod.metadata.uid)?;
+    }
+    Ok(Provisioned { name: found.name.clone(), gateway_address: address })
+}
+
+/// Deletes a pod that is not routed; the answer is always a failure, saying why.
+fn remove_unrouted(
+    calls: &mut Calls<impl KubeApi>,
+    request: &ClientRequest,
+    found: &Found,
+    why: &str,
+) -> CallFailure {
+    let config = calls.config;
+    let pod = &found.pod;
+    let pod_ref = calls.pod_ref(&found.name);
+    let gateway = &request.gateway;
+    let checks = format!(
+        "check that namespace {} has the label routed-gateway=true, that a pod-gateway release has \
+         gatewayAnnotationValue {gateway} and reads the annotation {} (gateway_annotation), and that its \
+         webhook is running (with failurePolicy Ignore a webhook that is down admits pods unrouted)",
+        config.client_namespace, config.gateway_annotation
+    );
+    if config.dry_run {
+        return CallFailure::Refused(format!(
+            "pod {pod_ref} would not be routed through gateway {gateway}: {why} (dry run: nothing was \
+             created); {checks}"
+        ));
+    }
+    let when = match (is_gated(pod), found.created) {
+        (true, _) => "before anything ran in it",
+        (false, true) => "right after it was created",
+        (false, false) => "now; nothing held it back, so it may have run unrouted until then",
+    };
+    match calls.delete(&found.name, &pod.metadata.uid) {
+        Ok(()) => CallFailure::Refused(format!(
+            "pod {pod_ref} was not routed through gateway {gateway}: {why}; it was deleted {when}; {checks}"
+        )),
+        Err(CallFailure::Refused(refusal)) => CallFailure::Refused(format!(
+            "pod {pod_ref} is not routed through gateway {gateway} ({why}) and could not be deleted: \
+             {refusal}; delete it by hand"
+        )),
+        Err(other) => other,
+    }
+}
+
+/// The API calls of one provisioning, with the status of every answer.
+struct Calls<'a, A> {
+    api: &'a mut A,
+    config: &'a Config,
+    statuses: Vec<u16>,
+}
+
+impl<A: KubeApi> Calls<'_, A> {
+    fn pod_ref(&self, name: &str) -> String {
+        format!("{}/{name}", self.config.client_namespace)
+    }
+
+    /// Sends one request; an answer of any status is `Ok` (and its status recorded).
+    fn send(
+        &mut self,
+        request: Result<http::Request<Vec<u8>>, String>,
+        action: &str,
+    ) -> Result<http::Response<Vec<u8>>, CallFailure> {
+        let request =
+            request.map_err(|problem| CallFailure::Refused(format!("cannot {action}: {problem}")))?;
+        let config = self.config;
+        match self.api.send(request, config.api_timeout) {
+            Ok(response) => {
+                self.statuses.push(response.status().as_u16());
+                Ok(response)
+            }
+            Err(TransportError::Denied(detail)) => Err(CallFailure::Misconfigured(format!(
+                "the host refused the request to {}: k8s_api_url must be listed in the \
+                 component's allowed_outbound_hosts in spin.toml ({detail})",
+                config.api
+            ))),
+            Err(TransportError::TimedOut) => Err(unavailable(format!(
                 "the Kubernetes API did not answer within {} s (k8s_timeout_seconds)",
                 config.api_timeout.as_secs()
-            ),
-            retry_after: None,
-        }),
-        Err(TransportError::Failed(detail)) => Err(CallFailure::Unavailable {
-            message: format!("cannot reach the Kubernetes API at {}: {detail}", config.api),
-            retry_after: None,
-        }),
+            ))),
+            Err(TransportError::Failed(detail)) => {
+                Err(unavailable(format!("cannot reach the Kubernetes API at {}: {detail}", config.api)))
+            }
+        }
     }
+
+    /// Removes the routing gate from the pod `name` whose uid is `uid`.
+    fn release_gate(&mut self, name: &str, uid: &str) -> Result<(), CallFailure> {
+        let action = format!("remove the routing gate of pod {}", self.pod_ref(name));
+        let request = remove_scheduling_gate(self.config, name, uid, ROUTING_GATE);
+        let answer = self.send(request, &action)?;
+        match answer.status() {
+            status if status.is_success() => Ok(()),
+            // Gone, or replaced by a newer pod of the same name (whose uid differs): a
+            // redelivery finds and checks whatever is there now.
+            StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY => Err(unavailable(format!(
+                "could not {action}: {}; the pod was deleted or replaced meanwhile",
+                ApiError::from_response(&answer)
+            ))),
+            _ => Err(api_failure(&ApiError::from_response(&answer), &action)),
+        }
+    }
+
+    /// Deletes the pod `name` whose uid is `uid`; one that is already gone counts as deleted.
+    fn delete(&mut self, name: &str, uid: &str) -> Result<(), CallFailure> {
+        let action = format!("delete pod {}", self.pod_ref(name));
+        let answer = self.send(delete_pod(self.config, name, uid), &action)?;
+        match answer.status() {
+            status if status.is_success() || status == StatusCode::NOT_FOUND => Ok(()),
+            // A newer pod of the same name: a redelivery checks it.
+            StatusCode::CONFLICT => Err(unavailable(format!(
+                "could not {action}: {}; a newer pod of that name exists",
+                ApiError::from_response(&answer)
+            ))),
+            _ => Err(api_failure(&ApiError::from_response(&answer), &action)),
+        }
+    }
+}
+
+fn unavailable(message: String) -> CallFailure {
+    CallFailure::Unavailable { message, retry_after: None }
 }
 
 fn api_failure(error: &ApiError, action: &str) -> CallFailure {
@@ -127,7 +252,8 @@ fn api_failure(error: &ApiError, action: &str) -> CallFailure {
     let hint = match error.code {
         401 => "; check k8s_token (the component's service-account token)",
         403 => {
-            "; check the Role bound to the component's ServiceAccount and that client_namespace is not being deleted"
+            "; check the Role bound to the component's ServiceAccount (create, get, patch and delete on \
+             pods) and that client_namespace is not being deleted"
         }
         404 => "; check client_namespace",
         422 => {
@@ -188,22 +314,36 @@ pub(crate) mod tests {
             "annotations": {"podgateway.io/event-source": source, "podgateway.io/event-id": id}}})
     }
 
+    /// Creating and adopting, without the routing check (`routing_guard = off`).
     fn run(answers: Vec<Result<http::Response<Vec<u8>>, TransportError>>) -> (Provisioning, ScriptedApi) {
-        let config = load_with(&[("k8s_api_url", "http://127.0.0.1:8001")]).unwrap();
+        run_with(&[("routing_guard", "off")], answers)
+    }
+
+    fn run_with(
+        variables: &[(&'static str, &str)],
+        answers: Vec<Result<http::Response<Vec<u8>>, TransportError>>,
+    ) -> (Provisioning, ScriptedApi) {
+        let mut variables = variables.to_vec();
+        variables.push(("k8s_api_url", "http://127.0.0.1:8001"));
+        let config = load_with(&variables).unwrap();
         let mut api = ScriptedApi::new(answers);
         (provision(&config, &request("foo"), &mut api), api)
     }
 
     const NAME: &str = "podgateway-client-7678b351e70b8efde9a6";
 
+    fn done(address: Option<&str>) -> Result<Provisioned, CallFailure> {
+        Ok(Provisioned { name: NAME.into(), gateway_address: address.map(String::from) })
+    }
+
     #[test]
     fn created() {
         let (result, api) = run(vec![answer(201, json!({"kind": "Pod"}))]);
-        assert_eq!(result.pod, Ok(NAME.into()));
+        assert_eq!(result.pod, done(None));
         assert_eq!(result.api_statuses, [201]);
         assert_eq!(api.sent.len(), 1);
         let sent: Value = serde_json::from_slice(api.sent[0].body()).unwrap();
-        let config = load_with(&[]).unwrap();
+        let config = load_with(&[("routing_guard", "off")]).unwrap();
         assert_eq!(sent, serde_json::to_value(client_pod(&config, &request("foo"))).unwrap());
     }
 
@@ -213,7 +353,7 @@ pub(crate) mod tests {
             answer(409, status(409, "AlreadyExists", &format!("pods \"{NAME}\" already exists"))),
             answer(200, existing_pod("urn:test", "42")),
         ]);
-        assert_eq!(result.pod, Ok(NAME.into()));
+        assert_eq!(result.pod, done(None));
         assert_eq!(result.api_statuses, [409, 200]);
         assert_eq!(api.sent[1].method(), http::Method::GET);
         assert_eq!(
@@ -255,7 +395,8 @@ pub(crate) mod tests {
             result.pod,
             Err(CallFailure::Refused(format!(
                 "the Kubernetes API refused to create pod default/{NAME}: 403 Forbidden: {forbidden}; \
-                 check the Role bound to the component's ServiceAccount and that client_namespace is not being deleted"
+                 check the Role bound to the component's ServiceAccount (create, get, patch and delete on \
+                 pods) and that client_namespace is not being deleted"
             )))
         );
         for (code, reason, hint) in [
@@ -316,5 +457,180 @@ pub(crate) mod tests {
         let Err(CallFailure::Misconfigured(message)) = result.pod else { panic!("{result:?}") };
         assert!(message.contains("allowed_outbound_hosts"), "{message}");
         assert!(result.api_statuses.is_empty());
+    }
+
+    /// The pod of the reference event as the API answers it: `routed` through foo's Service
+    /// or not mutated at all, `gated` or not.
+    fn admitted(routed: bool, gated: bool) -> Value {
+        let foo = "pod-gateway-foo-main.gateway-system.svc.cluster.local";
+        let injected =
+            |name: &str| json!({"name": name, "image": "pg", "env": [{"name": "gateway", "value": foo}]});
+        let mut pod = existing_pod("urn:test", "42");
+        pod["metadata"]["uid"] = json!("uid-1");
+        pod["spec"] = json!({"containers": [{"name": "client", "image": "alpine/curl"}]});
+        if routed {
+            pod["spec"]["initContainers"] = json!([injected("gateway-init")]);
+            pod["spec"]["containers"].as_array_mut().unwrap().push(injected("gateway-sidecar"));
+        }
+        if gated {
+            pod["spec"]["schedulingGates"] = json!([{"name": "podgateway.io/routing-check"}]);
+        }
+        pod
+    }
+
+    const FOO: &str = "pod-gateway-foo-main.gateway-system.svc.cluster.local";
+
+    #[test]
+    fn a_routed_pod_is_released_from_its_gate() {
+        let (result, api) =
+            run_with(&[], vec![answer(201, admitted(true, true)), answer(200, admitted(true, false))]);
+        assert_eq!(result.pod, done(Some(FOO)));
+        assert_eq!(result.api_statuses, [201, 200]);
+        let patch = &api.sent[1];
+        assert_eq!(patch.method(), http::Method::PATCH);
+        assert_eq!(
+            patch.uri(),
+            &*format!(
+                "http://127.0.0.1:8001/api/v1/namespaces/default/pods/{NAME}?&fieldManager=podgateway-client-provisioner"
+            )
+        );
+        assert_eq!(patch.headers()["content-type"], "application/strategic-merge-patch+json");
+        assert_eq!(
+            serde_json::from_slice::<Value>(patch.body()).unwrap(),
+            json!({"metadata": {"uid": "uid-1"},
+                   "spec": {"schedulingGates": [{"$patch": "delete", "name": "podgateway.io/routing-check"}]}})
+        );
+        // In delete mode the pod was never gated: one call. With a template, the address is checked.
+        let template = [
+            ("routing_guard", "delete"),
+            ("gateway_address_template", "pod-gateway-{gateway}-main.gateway-system.svc.cluster.local"),
+        ];
+        let (result, _) = run_with(&template, vec![answer(201, admitted(true, false))]);
+        assert_eq!(result.pod, done(Some(FOO)));
+    }
+
+    #[test]
+    fn an_unrouted_pod_is_deleted_by_its_uid() {
+        for (variables, gated, when) in [
+            (&[][..], true, "before anything ran in it"),
+            (&[("routing_guard", "delete")][..], false, "right after it was created"),
+        ] {
+            let (result, api) = run_with(
+                variables,
+                vec![answer(201, admitted(false, gated)), answer(200, admitted(false, gated))],
+            );
+            let Err(CallFailure::Refused(message)) = result.pod else { panic!("{result:?}") };
+            assert_eq!(
+                message,
+                format!(
+                    "pod default/{NAME} was not routed through gateway foo: it has no gateway-init init container: \
+                     no pod-gateway webhook mutated it; it was deleted {when}; check that namespace default has the \
+                     label routed-gateway=true, that a pod-gateway release has gatewayAnnotationValue foo and reads \
+                     the annotation setGateway (gateway_annotation), and that its webhook is running (with \
+                     failurePolicy Ignore a webhook that is down admits pods unrouted)"
+                )
+            );
+            let delete = &api.sent[1];
+            assert_eq!(delete.method(), http::Method::DELETE);
+            assert_eq!(
+                serde_json::from_slice::<Value>(delete.body()).unwrap(),
+                json!({"gracePeriodSeconds": 0, "preconditions": {"uid": "uid-1"}})
+            );
+        }
+    }
+
+    #[test]
+    fn an_adopted_unrouted_pod_is_deleted_and_said_to_have_run() {
+        let (result, _) = run_with(
+            &[],
+            vec![
+                answer(409, status(409, "AlreadyExists", "exists")),
+                answer(200, admitted(false, false)),
+                answer(200, json!({})),
+            ],
+        );
+        let Err(CallFailure::Refused(message)) = result.pod else { panic!("{result:?}") };
+        assert!(
+            message
+                .contains("it was deleted now; nothing held it back, so it may have run unrouted until then"),
+            "{message}"
+        );
+        assert_eq!(result.api_statuses, [409, 200, 200]);
+    }
+
+    #[test]
+    fn deletion_answers() {
+        let unrouted = || answer(201, admitted(false, true));
+        // Already gone: deleted all the same.
+        let (result, _) = run_with(&[], vec![unrouted(), answer(404, status(404, "NotFound", "gone"))]);
+        assert!(
+            matches!(&result.pod, Err(CallFailure::Refused(m)) if m.contains("it was deleted")),
+            "{result:?}"
+        );
+        // A newer pod of that name: for the redelivery to check.
+        let conflict = status(
+            409,
+            "Conflict",
+            "Operation cannot be fulfilled on Pod \"p\": the UID in the precondition (a) does not match the UID in record (b). The object might have been deleted and then recreated",
+        );
+        let (result, _) = run_with(&[], vec![unrouted(), answer(409, conflict)]);
+        let Err(CallFailure::Unavailable { message, .. }) = result.pod else { panic!("{result:?}") };
+        assert!(
+            message.starts_with(&format!("could not delete pod default/{NAME}: 409 Conflict")),
+            "{message}"
+        );
+        assert!(message.ends_with("a newer pod of that name exists"), "{message}");
+        // Not allowed: the pod stays, and the reply says so.
+        let (result, _) =
+            run_with(&[], vec![unrouted(), answer(403, status(403, "Forbidden", "pods is forbidden"))]);
+        let Err(CallFailure::Refused(message)) = result.pod else { panic!("{result:?}") };
+        assert!(
+            message.contains("and could not be deleted: the Kubernetes API refused to delete pod"),
+            "{message}"
+        );
+        assert!(message.ends_with("delete it by hand"), "{message}");
+        // Later: retried.
+        let (result, _) = run_with(&[], vec![unrouted(), answer(503, status(503, "ServiceUnavailable", ""))]);
+        assert!(matches!(result.pod, Err(CallFailure::Unavailable { .. })), "{result:?}");
+    }
+
+    #[test]
+    fn gate_removal_answers() {
+        let routed = || answer(201, admitted(true, true));
+        for code in [404, 422] {
+            let (result, _) = run_with(&[], vec![routed(), answer(code, status(code, "x", "y"))]);
+            let Err(CallFailure::Unavailable { message, .. }) = result.pod else {
+                panic!("{code}: {result:?}")
+            };
+            assert!(message.ends_with("the pod was deleted or replaced meanwhile"), "{message}");
+        }
+        let (result, _) = run_with(&[], vec![routed(), answer(403, status(403, "Forbidden", "no"))]);
+        let Err(CallFailure::Refused(message)) = result.pod else { panic!("{result:?}") };
+        assert!(message.starts_with(&format!(
+            "the Kubernetes API refused to remove the routing gate of pod default/{NAME}"
+        )));
+        assert!(message.contains("(create, get, patch and delete on pods)"), "{message}");
+    }
+
+    #[test]
+    fn a_dry_run_changes_nothing() {
+        let (result, api) = run_with(&[("dry_run", "true")], vec![answer(201, admitted(true, true))]);
+        assert_eq!(result.pod, done(Some(FOO)));
+        assert_eq!(api.sent.len(), 1);
+        let (result, api) = run_with(&[("dry_run", "true")], vec![answer(201, admitted(false, true))]);
+        let Err(CallFailure::Refused(message)) = result.pod else { panic!("{result:?}") };
+        assert!(
+            message.starts_with(&format!("pod default/{NAME} would not be routed through gateway foo")),
+            "{message}"
+        );
+        assert!(message.contains("(dry run: nothing was created)"), "{message}");
+        assert_eq!(api.sent.len(), 1);
+    }
+
+    #[test]
+    fn with_the_guard_off_a_gated_pod_is_released_unchecked() {
+        let (result, api) = run(vec![answer(201, admitted(false, true)), answer(200, json!({}))]);
+        assert_eq!(result.pod, done(None));
+        assert_eq!(api.sent[1].method(), http::Method::PATCH);
     }
 }

@@ -46,13 +46,17 @@ mod tests {
     use std::collections::HashMap;
 
     struct FakeHost {
-        variables: HashMap<&'static str, String>,
+        variables: HashMap<String, String>,
         api: ScriptedApi,
     }
 
     impl FakeHost {
+        /// spin.toml's defaults, but no routing check: these tests are about the request's
+        /// way through the component (`provision` tests the routing guard).
         fn new(answers: Vec<Result<http::Response<Vec<u8>>, TransportError>>) -> Self {
-            FakeHost { variables: spin_defaults(), api: ScriptedApi::new(answers) }
+            let mut variables = spin_defaults();
+            variables.insert("routing_guard".into(), "off".into());
+            FakeHost { variables, api: ScriptedApi::new(answers) }
         }
     }
 
@@ -104,7 +108,7 @@ mod tests {
         assert_eq!(
             serde_json::from_slice::<Value>(&answer.body).unwrap(),
             json!({
-                "pod_name": NAME, "namespace": "default", "gateway_name": "foo",
+                "pod_name": NAME, "namespace": "default", "gateway_name": "foo", "gateway_address": null,
                 "message": "A pod-gateway client has been scheduled.", "request_id": "42", "request_source": "urn:test"
             })
         );
@@ -129,7 +133,7 @@ mod tests {
     #[test]
     fn dry_run_says_so() {
         let mut host = FakeHost::new(vec![created()]);
-        host.variables.insert("dry_run", "true".into());
+        host.variables.insert("dry_run".into(), "true".into());
         let (answer, _) = post(&mut host, &pending(), r#"{"gateway_name":"foo"}"#);
         let data: Value = serde_json::from_slice(&answer.body).unwrap();
         assert_eq!(
@@ -174,7 +178,7 @@ mod tests {
     #[test]
     fn unknown_types_are_acknowledged_with_an_empty_204() {
         let mut host = FakeHost::new(vec![]);
-        host.variables.insert("dry_run", "maybe".into());
+        host.variables.insert("dry_run".into(), "maybe".into());
         let mut headers = pending();
         headers.insert("ce-type", HeaderValue::from_static("com.example.other"));
         let (answer, log) = post(&mut host, &headers, "{}");
@@ -186,7 +190,7 @@ mod tests {
     #[test]
     fn a_bad_variable_is_a_500_naming_it() {
         let mut host = FakeHost::new(vec![]);
-        host.variables.insert("client_command", "sleep infinity".into());
+        host.variables.insert("client_command".into(), "sleep infinity".into());
         let (answer, log) = post(&mut host, &pending(), r#"{"gateway_name":"foo"}"#);
         assert_eq!(answer.status, 500);
         let body: Value = serde_json::from_slice(&answer.body).unwrap();

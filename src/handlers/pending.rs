@@ -58,17 +58,18 @@ pub fn handle(event: &ReceivedEvent, config: &Config, api: &mut impl KubeApi) ->
     let provisioning = provision(config, &request, api);
     handled.api_status = provisioning.api_statuses;
     handled.outcome = match provisioning.pod {
-        Ok(pod_name) => {
-            handled.pod = Some(pod_name.clone());
+        Ok(pod) => {
+            handled.pod = Some(pod.name.clone());
             let message = if config.dry_run { DRY_RUN_MESSAGE } else { DONE_MESSAGE };
             Outcome::Done(Reply::to(
                 &event.key,
                 DONE_TYPE,
-                Some(pod_name.clone()),
+                Some(pod.name.clone()),
                 json!({
-                    "pod_name": pod_name,
+                    "pod_name": pod.name,
                     "namespace": config.client_namespace,
                     "gateway_name": request.gateway,
+                    "gateway_address": pod.gateway_address,
                     "message": message,
                     "request_id": event.key.id,
                     "request_source": event.key.source,

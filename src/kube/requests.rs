@@ -1,10 +1,10 @@
 //! The requests the component makes, built with kube-core's client-less request builder:
-//! create a pod, and get it after a 409.
+//! create a pod, get it after a 409, remove its scheduling gate, delete it.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
-use kube_core::params::{GetParams, PostParams};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSchedulingGate};
+use kube_core::params::{DeleteParams, GetParams, Patch, PatchParams, PostParams, Preconditions};
 use kube_core::{Request, Resource};
 use serde::Serialize;
 
@@ -14,7 +14,7 @@ use crate::config::Config;
 pub const FIELD_MANAGER: &str = "podgateway-client-provisioner";
 const USER_AGENT: &str = concat!("podgateway-client-provisioner/", env!("CARGO_PKG_VERSION"));
 /// The only verbs the component uses, all on core `pods`: deploy/rbac.yaml grants exactly these.
-pub const POD_VERBS: [&str; 2] = ["create", "get"];
+pub const POD_VERBS: [&str; 4] = ["create", "get", "patch", "delete"];
 
 pub fn create_pod(config: &Config, pod: &Pod) -> Result<http::Request<Vec<u8>>, String> {
     let params = PostParams { dry_run: config.dry_run, field_manager: Some(FIELD_MANAGER.into()) };
@@ -63,6 +63,8 @@ struct PodBodySpec<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     active_deadline_seconds: Option<i64>,
     containers: &'a [Container],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheduling_gates: Option<&'a [PodSchedulingGate]>,
 }
 
 impl<'a> PodBody<'a> {
@@ -80,6 +82,7 @@ impl<'a> PodBody<'a> {
             spec: pod.spec.as_ref().map(|spec| PodBodySpec {
                 active_deadline_seconds: spec.active_deadline_seconds,
                 containers: &spec.containers,
+                scheduling_gates: spec.scheduling_gates.as_deref(),
             }),
         }
     }
@@ -87,6 +90,38 @@ impl<'a> PodBody<'a> {
 
 pub fn get_pod(config: &Config, name: &str) -> Result<http::Request<Vec<u8>>, String> {
     let request = pods(config).get(name, &GetParams::default()).map_err(|error| error.to_string())?;
+    authorized(config, request)
+}
+
+/// Removes the scheduling gate `gate` from the pod `name` whose uid is `uid`, and no other
+/// gate: a strategic merge patch deleting the gate by its merge key. The uid in it makes it
+/// apply to that pod only: the API refuses to change a uid (422), so a newer pod of the same
+/// name is left as it is.
+pub fn remove_scheduling_gate(
+    config: &Config,
+    name: &str,
+    uid: &str,
+    gate: &str,
+) -> Result<http::Request<Vec<u8>>, String> {
+    let patch = serde_json::json!({
+        "metadata": {"uid": uid},
+        "spec": {"schedulingGates": [{"$patch": "delete", "name": gate}]},
+    });
+    let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+    let request =
+        pods(config).patch(name, &params, &Patch::Strategic(patch)).map_err(|error| error.to_string())?;
+    authorized(config, request)
+}
+
+/// Deletes the pod `name` whose uid is `uid` (a newer pod of the same name answers 409), at
+/// once: a pod that must not run gets no grace period.
+pub fn delete_pod(config: &Config, name: &str, uid: &str) -> Result<http::Request<Vec<u8>>, String> {
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions { uid: Some(uid.to_owned()), resource_version: None }),
+        ..DeleteParams::default()
+    };
+    let request = pods(config).delete(name, &params).map_err(|error| error.to_string())?;
     authorized(config, request)
 }
 

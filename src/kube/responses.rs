@@ -78,20 +78,70 @@ fn plain_text_message(response: &http::Response<Vec<u8>>) -> String {
     text.lines().next().unwrap_or("").trim().chars().take(PLAIN_MESSAGE_MAX_CHARS).collect()
 }
 
-/// The annotations of a pod returned by the API; everything else in it is skipped.
-pub fn pod_annotations(body: &[u8]) -> Result<BTreeMap<String, String>, String> {
-    #[derive(Deserialize)]
-    struct PodAnnotations {
-        metadata: Metadata,
+/// The parts of a Pod answered by the API that the component reads; everything else in it
+/// is skipped (a few fields, not k8s-openapi's whole `Pod`: its deserializer is large).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct PodView {
+    #[serde(default)]
+    pub metadata: PodMetaView,
+    #[serde(default)]
+    pub spec: PodSpecView,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct PodMetaView {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub uid: String,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpecView {
+    #[serde(default)]
+    pub init_containers: Vec<ContainerView>,
+    #[serde(default)]
+    pub containers: Vec<ContainerView>,
+    #[serde(default)]
+    pub scheduling_gates: Vec<Named>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerView {
+    pub name: String,
+    #[serde(default)]
+    pub env: Vec<EnvVarView>,
+    /// `Always` on an init container makes it a sidecar that runs beside the others.
+    pub restart_policy: Option<String>,
+}
+
+impl ContainerView {
+    /// The literal value of an environment variable (not one taken from a source).
+    pub fn env(&self, name: &str) -> Option<&str> {
+        self.env.iter().find(|var| var.name == name).and_then(|var| var.value.as_deref())
     }
-    #[derive(Deserialize)]
-    struct Metadata {
-        #[serde(default)]
-        annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct EnvVarView {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Named {
+    pub name: String,
+}
+
+impl PodView {
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(body)
+            .map_err(|error| format!("the API answered a pod that cannot be read: {error}"))
     }
-    serde_json::from_slice::<PodAnnotations>(body)
-        .map(|pod| pod.metadata.annotations)
-        .map_err(|error| format!("the API answered a pod that cannot be read: {error}"))
 }
 
 #[cfg(test)]
@@ -181,12 +231,39 @@ mod tests {
     fn annotations_of_an_existing_pod() {
         let body = json!({"kind": "Pod", "metadata": {"name": "p", "annotations": {"a": "1"}}, "spec": {"containers": []}});
         assert_eq!(
-            pod_annotations(body.to_string().as_bytes()).unwrap(),
+            PodView::parse(body.to_string().as_bytes()).unwrap().metadata.annotations,
             BTreeMap::from([("a".into(), "1".into())])
         );
-        assert!(pod_annotations(br#"{"metadata": {"name": "p"}}"#).unwrap().is_empty());
+        assert!(PodView::parse(br#"{"metadata": {"name": "p"}}"#).unwrap().metadata.annotations.is_empty());
         assert!(
-            pod_annotations(b"<html>").unwrap_err().starts_with("the API answered a pod that cannot be read")
+            PodView::parse(b"<html>").unwrap_err().starts_with("the API answered a pod that cannot be read")
         );
+    }
+
+    #[test]
+    fn the_parts_of_a_routed_pod_are_read() {
+        // As the pod-gateway webhook leaves it: its init container, its native sidecar, the gate.
+        let body = json!({
+            "kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "p", "uid": "u-1", "resourceVersion": "7", "annotations": {"setGateway": "foo"}},
+            "spec": {
+                "initContainers": [
+                    {"name": "gateway-init", "image": "ghcr.io/angelnu/pod-gateway:v1.13.0",
+                     "env": [{"name": "gateway", "value": "pod-gateway-foo-main.gateway-system.svc.cluster.local"},
+                             {"name": "K8S_DNS_IPS", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}]},
+                    {"name": "gateway-sidecar", "restartPolicy": "Always", "env": []}
+                ],
+                "containers": [{"name": "client", "image": "alpine/curl"}],
+                "schedulingGates": [{"name": "podgateway.io/routing-check"}]
+            },
+            "status": {"phase": "Pending"}
+        });
+        let pod = PodView::parse(body.to_string().as_bytes()).unwrap();
+        assert_eq!((pod.metadata.name.as_str(), pod.metadata.uid.as_str()), ("p", "u-1"));
+        let init = &pod.spec.init_containers[0];
+        assert_eq!(init.env("gateway"), Some("pod-gateway-foo-main.gateway-system.svc.cluster.local"));
+        assert_eq!(init.env("K8S_DNS_IPS"), None);
+        assert_eq!(pod.spec.init_containers[1].restart_policy.as_deref(), Some("Always"));
+        assert_eq!(pod.spec.scheduling_gates, [Named { name: "podgateway.io/routing-check".into() }]);
     }
 }

@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSchedulingGate, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::config::Config;
+use crate::config::{Config, RoutingGuard};
 use crate::identity::EventKey;
 use crate::pod::name::pod_name;
+use crate::pod::routing::ROUTING_GATE;
 
 pub const CONTAINER_NAME: &str = "client";
 pub const APP_NAME_LABEL: (&str, &str) = ("app.kubernetes.io/name", "podgateway-client");
@@ -30,7 +31,8 @@ pub struct ClientRequest {
 }
 
 /// The client pod: annotated (and, in label mode, labelled) for the gateway's admission
-/// webhook, and marked with the event it was made for.
+/// webhook, marked with the event it was made for, and, with `routing_guard = gate`, held
+/// back from every node by a scheduling gate until its routing has been checked.
 pub fn client_pod(config: &Config, request: &ClientRequest) -> Pod {
     let mut labels = string_map([
         (APP_NAME_LABEL.0, APP_NAME_LABEL.1),
@@ -64,6 +66,8 @@ pub fn client_pod(config: &Config, request: &ClientRequest) -> Pod {
                 ..Container::default()
             }],
             active_deadline_seconds: config.active_deadline_seconds,
+            scheduling_gates: (config.routing_guard == RoutingGuard::Gate)
+                .then(|| vec![PodSchedulingGate { name: ROUTING_GATE.to_owned() }]),
             ..PodSpec::default()
         }),
         status: None,
@@ -118,7 +122,8 @@ pub(crate) mod tests {
                     }
                 },
                 "spec": {
-                    "containers": [{"name": "client", "image": "alpine/curl", "command": ["sleep", "infinity"]}]
+                    "containers": [{"name": "client", "image": "alpine/curl", "command": ["sleep", "infinity"]}],
+                    "schedulingGates": [{"name": "podgateway.io/routing-check"}]
                 }
             })
         );
@@ -134,6 +139,7 @@ pub(crate) mod tests {
             ("gateway_annotation", "example.com/gw"),
             ("gateway_label", "setGateway"),
             ("client_active_deadline_seconds", "600"),
+            ("routing_guard", "delete"),
         ])
         .unwrap();
         let mut with_message = request("bar");

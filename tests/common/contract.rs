@@ -20,7 +20,7 @@ pub const ID: &str = "42";
 pub const POD_42: &str = "podgateway-client-7678b351e70b8efde9a6";
 
 /// What the component may do to pods, and nothing else (`deploy/rbac.yaml`).
-pub const POD_VERBS: [&str; 2] = ["create", "get"];
+pub const POD_VERBS: [&str; 4] = ["create", "get", "patch", "delete"];
 
 /// A binary-mode CloudEvent's headers from source `urn:test`, with JSON data.
 pub fn binary_headers<'a>(id: &'a str, event_type: &'a str) -> Vec<(&'static str, &'a str)> {

@@ -7,6 +7,7 @@
 #[path = "../common/contract.rs"]
 mod contract;
 mod provisioning;
+mod routing;
 mod wire;
 mod world;
 
@@ -32,7 +33,7 @@ macro_rules! scenarios {
 fn main() {
     let args = Arguments::from_args();
     let scenarios: Vec<&Scenario> =
-        [provisioning::SCENARIOS, wire::SCENARIOS].into_iter().flatten().collect();
+        [provisioning::SCENARIOS, routing::SCENARIOS, wire::SCENARIOS].into_iter().flatten().collect();
     let mut trials = vec![Trial::test("the_component_imports_only_wasi_and_spin_variables", || {
         the_component_imports_only_wasi_and_spin_variables();
         Ok(())

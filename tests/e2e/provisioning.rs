@@ -38,15 +38,21 @@ fn a_binary_mode_pending_event_creates_the_pod_and_replies_done(runtime: &Runtim
         ])
     );
     let containers = pod["spec"]["containers"].as_array().unwrap();
-    assert_eq!(containers.len(), 1);
+    // The client, and the sidecar the pod-gateway webhook of foo added.
+    assert_eq!(containers.len(), 2);
     assert_eq!(containers[0]["name"], "client");
+    assert_eq!(containers[1]["name"], "gateway-sidecar");
     assert_eq!(containers[0]["image"], "alpine/curl");
     assert_eq!(containers[0]["command"], json!(["sleep", "infinity"]));
     assert_eq!(pod["spec"].get("activeDeadlineSeconds"), None);
     assert_eq!(pod["metadata"]["managedFields"][0]["manager"], "podgateway-client-provisioner");
 
     let requests = world.kube.requests();
-    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        calls(&world.kube),
+        [call("POST", 201), call("PATCH", 200)],
+        "create, then release the routing gate"
+    );
     let create = &requests[0];
     assert_eq!((create.method.as_str(), create.path.as_str()), ("POST", "/api/v1/namespaces/default/pods"));
     assert_eq!(create.header("authorization"), Some(&*format!("Bearer {}", FakeKube::TOKEN)));
@@ -63,7 +69,7 @@ fn a_binary_mode_pending_event_creates_the_pod_and_replies_done(runtime: &Runtim
         (Some("42"), Some(PENDING), Some("done"))
     );
     assert_eq!((log["pod"].as_str(), log["namespace"].as_str()), (Some(POD_42), Some("default")));
-    assert_eq!(log["api_status"], json!([201]));
+    assert_eq!(log["api_status"], json!([201, 200]));
     assert!(log["elapsed_ms"].is_u64());
     assert!(!world.raw_logs().concat().contains(FakeKube::TOKEN), "the token is never logged");
 }
@@ -126,9 +132,10 @@ fn a_redelivered_event_finds_its_pod(runtime: &Runtime) {
     assert_eq!(assert_reply(&first, DONE), assert_reply(&again, DONE));
     assert_eq!(first.header("ce-id"), again.header("ce-id"));
     assert_eq!(world.stored_pods().len(), 1);
-    let calls: Vec<_> =
-        world.kube.requests().iter().map(|r| (r.method.clone(), r.status.unwrap_or_default())).collect();
-    assert_eq!(calls, [("POST".into(), 201), ("POST".into(), 409), ("GET".into(), 200)]);
+    assert_eq!(
+        calls(&world.kube),
+        [call("POST", 201), call("PATCH", 200), call("POST", 409), call("GET", 200)]
+    );
     assert_eq!(world.logs()[1]["api_status"], json!([409, 200]));
 }
 
@@ -145,16 +152,19 @@ fn api_calls_reuse_one_kept_alive_connection(runtime: &Runtime) {
 
     let calls: Vec<_> =
         world.kube.requests().iter().map(|r| (r.method.clone(), r.status, r.connection)).collect();
-    let post = |status, connection| ("POST".to_owned(), status, connection);
+    let call = |method: &str, status, connection| (method.to_owned(), status, connection);
     assert_eq!(
         calls,
         [
-            post(Some(201), 1),
-            post(Some(409), 1),
-            ("GET".to_owned(), Some(200), 1),
-            post(Some(201), 1),
-            post(None, 1),
-            post(Some(201), 2),
+            call("POST", Some(201), 1),
+            call("PATCH", Some(200), 1),
+            call("POST", Some(409), 1),
+            call("GET", Some(200), 1),
+            call("POST", Some(201), 1),
+            call("PATCH", Some(200), 1),
+            call("POST", None, 1),
+            call("POST", Some(201), 2),
+            call("PATCH", Some(200), 2),
         ]
     );
 }

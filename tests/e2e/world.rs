@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use podgateway_client_provisioner::kube::POD_VERBS;
+use podgateway_test_harness::fake_kube::PodGatewayWebhook;
 use podgateway_test_harness::http_client::{Response, send_blocking};
 use podgateway_test_harness::{App, AppSpec, FakeKube, Runtime};
 use serde_json::{Value, json};
@@ -13,6 +14,8 @@ pub use crate::contract::{DONE, FAILED, PENDING, POD_42, REPLY_SOURCE, binary_he
 
 /// The component in its host with a fake API server behind it. The component's token may do
 /// what `kube::POD_VERBS` says on pods in `default`, nothing else, as `deploy/rbac.yaml` grants.
+/// `default` is routed (`routed-gateway: "true"`) by two pod-gateway releases, `foo` and
+/// `bar`, as `deploy/` installs them (chart 7.x, annotation mode, `failurePolicy: Fail`).
 pub struct World {
     pub kube: FakeKube,
     pub app: App,
@@ -38,6 +41,10 @@ impl World {
     ) -> anyhow::Result<Self> {
         let kube = FakeKube::start_empty();
         kube.add_namespace("default");
+        kube.label_namespace("default", "routed-gateway", "true");
+        for gateway in ["foo", "bar"] {
+            kube.add_webhook(PodGatewayWebhook::chart_7(gateway));
+        }
         kube.add_token(FakeKube::TOKEN, FakeKube::USER);
         kube.grant(FakeKube::USER, &POD_VERBS, Some("default"));
         let url = kube.url();
@@ -97,12 +104,27 @@ pub fn assert_reply(response: &Response, event_type: &str) -> Value {
     response.json()
 }
 
+/// The address of gateway `gateway`'s Service, which routed pods carry (chart 7.x).
+pub fn address_of(gateway: &str) -> String {
+    format!("pod-gateway-{gateway}-main.gateway-system.svc.cluster.local")
+}
+
 pub fn done_data(pod: &str, id: &str, gateway: &str) -> Value {
     json!({
         "pod_name": pod, "namespace": "default", "gateway_name": gateway,
+        "gateway_address": address_of(gateway),
         "message": "A pod-gateway client has been scheduled.",
         "request_id": id, "request_source": "urn:test",
     })
+}
+
+/// The API calls made so far, as (method, status).
+pub fn calls(kube: &FakeKube) -> Vec<(String, u16)> {
+    kube.requests().iter().map(|r| (r.method.clone(), r.status.unwrap_or_default())).collect()
+}
+
+pub fn call(method: &str, status: u16) -> (String, u16) {
+    (method.to_owned(), status)
 }
 
 pub fn failed_message(response: &Response, gateway: Value) -> String {

@@ -53,10 +53,43 @@ pub struct Manifests {
     pub docs: Vec<Doc>,
     /// pod-gateway Helm values, by file name.
     pub helm_values: BTreeMap<String, Value>,
+    /// The release each values file is for, from the `helm upgrade --install` command in its
+    /// header comment; by file name.
+    pub helm_releases: BTreeMap<String, HelmRelease>,
     /// deploy/kustomization.yaml.
     pub kustomization: Value,
     /// spin.toml.
     pub spin: toml::Table,
+}
+
+/// A Helm release as the command that installs it says: `helm upgrade --install <name>
+/// <chart> --version <version> --namespace <namespace> …`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HelmRelease {
+    pub name: String,
+    pub chart: String,
+    pub version: String,
+    pub namespace: String,
+}
+
+impl HelmRelease {
+    /// From the comment lines at the top of a values file.
+    fn from_header(text: &str) -> Option<Self> {
+        let header: Vec<&str> = text
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .flat_map(|line| line.trim_start_matches('#').split_whitespace())
+            .collect();
+        let after =
+            |flag: &str| header.iter().position(|word| *word == flag).and_then(|at| header.get(at + 1));
+        let install = header.iter().position(|word| *word == "--install")?;
+        Some(Self {
+            name: header.get(install + 1)?.to_string(),
+            chart: header.get(install + 2)?.to_string(),
+            version: after("--version")?.to_string(),
+            namespace: after("--namespace")?.to_string(),
+        })
+    }
 }
 
 pub fn root() -> &'static Path {
@@ -99,12 +132,16 @@ pub fn parse_yaml_documents(text: &str) -> Result<Vec<Value>, String> {
 pub fn load() -> Manifests {
     let mut docs = Vec::new();
     let mut helm_values = BTreeMap::new();
+    let mut helm_releases = BTreeMap::new();
     let mut kustomization = Value::Null;
     for file in yaml_files() {
         let text = fs::read_to_string(root().join(&file)).unwrap();
         let values = parse_yaml_documents(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
         if is_helm_values(&file) {
             assert_eq!(values.len(), 1, "{file}: one document of Helm values");
+            if let Some(release) = HelmRelease::from_header(&text) {
+                helm_releases.insert(file.clone(), release);
+            }
             helm_values.insert(file, values.into_iter().next().unwrap());
         } else if file == "deploy/kustomization.yaml" {
             kustomization = values.into_iter().next().unwrap_or(Value::Null);
@@ -113,7 +150,7 @@ pub fn load() -> Manifests {
         }
     }
     let spin = fs::read_to_string(root().join("spin.toml")).unwrap().parse::<toml::Table>().unwrap();
-    Manifests { docs, helm_values, kustomization, spin }
+    Manifests { docs, helm_values, helm_releases, kustomization, spin }
 }
 
 impl Manifests {

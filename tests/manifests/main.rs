@@ -501,6 +501,31 @@ fn routing_mismatches_are_caught() {
     assert_catches(routing::check_gateway_webhooks, "deploy/pod-gateway-foo-values.yaml", |m| {
         gateway_mut(m, "foo")["routed_namespace"] = json!([]);
     });
+    assert_catches(
+        routing::check_gateway_address_template,
+        "routes through pod-gateway-foo-main.gateway-system",
+        |m| {
+            config_mut(m)["gateway_address_template"] =
+                json!("pod-gateway-{gateway}.gateway-system.svc.cluster.local");
+        },
+    );
+    assert_catches(
+        routing::check_gateway_address_template,
+        "routes through pod-gateway-bar.gateway-system",
+        |m| {
+            m.helm_releases.get_mut("deploy/pod-gateway-bar-values.yaml").unwrap().version = "6.6.1".into();
+        },
+    );
+    assert_catches(
+        routing::check_gateway_address_template,
+        "points the webhook at a Service that does not exist",
+        |m| {
+            m.helm_releases.get_mut("deploy/pod-gateway-foo-values.yaml").unwrap().version = "7.0.2".into();
+        },
+    );
+    assert_catches(routing::check_gateway_address_template, "go unchecked", |m| {
+        config_mut(m)["gateway_address_template"] = json!("");
+    });
     assert_catches(routing::check_gateway_tunnels, "used by another gateway", |m| {
         let bar = gateway_mut(m, "bar");
         bar["settings"]["VXLAN_ID"] = json!(42);

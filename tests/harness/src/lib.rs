@@ -19,6 +19,6 @@ pub mod manifest;
 pub mod spin_cli;
 
 pub use app::{App, AppSpec, Runtime};
-pub use fake_kube::{FakeKube, Fault, RecordedRequest};
+pub use fake_kube::{FailurePolicy, FakeKube, Fault, PodGatewayWebhook, RecordedRequest};
 pub use host::SpinHost;
 pub use manifest::SpinApp;

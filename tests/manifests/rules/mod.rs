@@ -41,5 +41,6 @@ pub const RULES: &[(&str, Rule)] = &[
     ("gateway names", routing::check_gateway_names),
     ("gateway labels", routing::check_gateway_labels),
     ("gateway tunnels", routing::check_gateway_tunnels),
+    ("gateway address template", routing::check_gateway_address_template),
     ("kustomization", kustomize::check_kustomization),
 ];

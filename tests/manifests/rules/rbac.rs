@@ -7,11 +7,11 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 
 use crate::load::{Doc, Manifests};
 
-/// The verbs the component uses on core `pods` (`POST .../pods` and, after a 409,
-/// `GET .../pods/{name}`), as the code declares them: deploy/rbac.yaml must grant exactly
-/// these. When the code starts to list or delete pods, it adds the verb there and this test
-/// asks for it in the Role.
-const COMPONENT_POD_VERBS: [&str; 2] = podgateway_client_provisioner::kube::POD_VERBS;
+/// The verbs the component uses on core `pods` (create, get after a 409, patch to remove its
+/// routing gate, delete an unrouted pod), as the code declares them: deploy/rbac.yaml must
+/// grant exactly these. When the code starts to use another verb, it adds it there and this
+/// test asks for it in the Role.
+const COMPONENT_POD_VERBS: &[&str] = &podgateway_client_provisioner::kube::POD_VERBS;
 
 /// The single Role of the manifests.
 fn the_role(m: &Manifests, problems: &mut Vec<String>) -> Option<(Doc, Role)> {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::crds::{PodGatewaySetting, PodGatewayValues};
-use crate::load::{Doc, Manifests};
+use crate::load::{Doc, HelmRelease, Manifests};
 
 /// The label every pod-gateway webhook selects namespaces by (`routed-gateway: "true"`).
 pub const ROUTED_LABEL: &str = "routed-gateway";
@@ -165,6 +165,71 @@ pub fn check_gateway_tunnels(m: &Manifests) -> Vec<String> {
         if !tunnels.insert((id.clone(), network.map(str::to_owned))) {
             problems.push(format!(
                 "{file}: VXLAN_ID/VXLAN_IP_NETWORK {id:?}/{network:?} used by another gateway"
+            ));
+        }
+    }
+    problems
+}
+
+/// The chart versions from which the gateway Service is `<fullname>-main` and the webhook's
+/// `gateway` points at it (7.0.0–7.0.2 point at `<fullname>`, which no longer exists).
+const MAIN_SUFFIX_SINCE: (u32, u32, u32) = (7, 0, 3);
+
+fn chart_version(version: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = version.trim_start_matches('v').split('.').map(|part| part.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
+}
+
+/// The gateway Service a release's webhook injects as `gateway` (chart templates
+/// `pod-gateway.gateway`, bjw-s `fullname`): `<fullname>[-main].<namespace>.svc.cluster.local`.
+fn gateway_service(release: &HelmRelease) -> Result<String, String> {
+    let version =
+        chart_version(&release.version).ok_or(format!("chart version {:?} is not x.y.z", release.version))?;
+    let fullname = if release.name.contains("pod-gateway") {
+        release.name.clone()
+    } else {
+        format!("{}-pod-gateway", release.name)
+    };
+    match version {
+        (7, 0, 0..=2) => Err(format!(
+            "chart {} points the webhook at a Service that does not exist; use 7.0.3 or later",
+            release.version
+        )),
+        v if v >= MAIN_SUFFIX_SINCE => Ok(format!("{fullname}-main.{}.svc.cluster.local", release.namespace)),
+        _ => Ok(format!("{fullname}.{}.svc.cluster.local", release.namespace)),
+    }
+}
+
+/// gateway_address_template names, for every gateway, the Service its release's webhook puts
+/// in the injected containers' `gateway`, so that the component checks the real address.
+pub fn check_gateway_address_template(m: &Manifests) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some((_, config)) = m.component_config(&mut problems) else { return problems };
+    let template = setting(&config, "gateway_address_template");
+    if template.is_empty() {
+        problems
+            .push("gateway_address_template is empty: routed pods' gateway addresses go unchecked".into());
+    }
+    for (file, values) in gateways(m, &mut problems) {
+        let Some(release) = m.helm_releases.get(&file) else {
+            problems.push(format!("{file}: no `helm upgrade --install <release> <chart> --version … --namespace …` in its header"));
+            continue;
+        };
+        if release.chart != "angelnu/pod-gateway" {
+            problems.push(format!("{file}: installs chart {}, not angelnu/pod-gateway", release.chart));
+        }
+        let (Some(gateway), Ok(address)) = (gateway_name(&values), gateway_service(release)) else {
+            if let Err(problem) = gateway_service(release) {
+                problems.push(format!("{file}: {problem}"));
+            }
+            continue;
+        };
+        let rendered = template.replace("{gateway}", &gateway);
+        if !template.is_empty() && rendered != address {
+            problems.push(format!(
+                "{file}: gateway_address_template gives {rendered} for gateway {gateway}, but release {} \
+                 (chart {}) routes through {address}",
+                release.name, release.version
             ));
         }
     }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{Reply, Status, go_quote};
-use super::{NamespacePhase, Query, State, pod, validation};
+use super::{NamespacePhase, Query, State, patch, pod, validation, webhook};
 
 const ANONYMOUS: &str = "system:anonymous";
 
@@ -41,6 +41,7 @@ pub(super) fn verb(method: &http::Method, path: &str) -> Option<&'static str> {
         ("POST", false) => Some("create"),
         ("GET", false) => Some("list"),
         ("GET", true) => Some("get"),
+        ("PATCH", true) => Some("patch"),
         ("DELETE", true) => Some("delete"),
         _ => None,
     }
@@ -59,7 +60,8 @@ fn dispatch(state: &mut State, req: &ApiRequest) -> Result<Reply, Reply> {
         "create" => Ok(create(state, route.namespace, req)),
         "list" => list(state, route.namespace, req.query),
         "get" => get(state, route.namespace, route.name.unwrap_or_default()),
-        _ => delete(state, route.namespace, route.name.unwrap_or_default(), req.query),
+        "patch" => patch_pod(state, route.namespace, route.name.unwrap_or_default(), req),
+        _ => delete(state, route.namespace, route.name.unwrap_or_default(), req),
     }
 }
 
@@ -156,6 +158,10 @@ fn create_pod(
         meta.insert("name".into(), json!(name));
     }
     pod::apply_scheme_defaults(&mut pod);
+    let namespace_labels = state.namespace_labels.get(namespace);
+    webhook::admit(&state.webhooks, namespace_labels, namespace, &mut pod)?;
+    // The mutated object is decoded and defaulted again.
+    pod::apply_scheme_defaults(&mut pod);
     let errors = validation::pod(&pod);
     if !errors.is_empty() {
         return Err(Status::invalid("", "Pod", &name, &errors).reply());
@@ -222,18 +228,82 @@ fn list(state: &State, namespace: &str, query: &Query) -> Result<Reply, Reply> {
     ))
 }
 
-/// Pods are never scheduled here, so DELETE removes them at once and answers with the Pod.
-fn delete(state: &mut State, namespace: &str, name: &str, query: &Query) -> Result<Reply, Reply> {
-    let dry_run = query.all("dryRun");
+/// `DeleteOptions` from the body (kube-core and client-go send them there) or the query. A
+/// pod that is not on a node, or deleted with `gracePeriodSeconds: 0`, goes at once; a pod
+/// on a node is marked (`deletionTimestamp`) and goes when [`super::FakeKube::finish_deletion`]
+/// plays the kubelet. The answer is the Pod as deleted.
+fn delete(state: &mut State, namespace: &str, name: &str, req: &ApiRequest) -> Result<Reply, Reply> {
+    let options: Value = if req.body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(req.body).map_err(|e| Status::bad_request(e.to_string()).reply())?
+    };
+    let mut dry_run = req.query.all("dryRun");
+    dry_run.extend(
+        options["dryRun"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned),
+    );
     let errors = validation::dry_run_errors(&dry_run);
     if !errors.is_empty() {
         return Err(Status::invalid("meta.k8s.io", "DeleteOptions", "", &errors).reply());
     }
-    let pods = state.pods.get_mut(namespace);
-    let pod = match pods {
-        Some(pods) if dry_run.is_empty() => pods.remove(name),
-        Some(pods) => pods.get(name).cloned(),
-        None => None,
-    };
-    pod.map(|pod| Reply::json(200, &pod)).ok_or_else(|| Status::not_found("pods", name).reply())
+    let stored = state.pods.get(namespace).and_then(|pods| pods.get(name)).cloned();
+    let mut pod = stored.ok_or_else(|| Status::not_found("pods", name).reply())?;
+    if let Some(uid) = options["preconditions"]["uid"].as_str()
+        && pod["metadata"]["uid"].as_str() != Some(uid)
+    {
+        let actual = pod["metadata"]["uid"].as_str().unwrap_or_default();
+        return Err(Status::conflict(
+            "Pod",
+            name,
+            &format!(
+                "the UID in the precondition ({uid}) does not match the UID in record ({actual}). \
+                 The object might have been deleted and then recreated"
+            ),
+        )
+        .reply());
+    }
+    let on_node = pod["spec"]["nodeName"].as_str().is_some_and(|node| !node.is_empty());
+    let terminal = matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    let grace = options["gracePeriodSeconds"]
+        .as_i64()
+        .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
+        .unwrap_or(30);
+    let grace = if on_node && !terminal { grace.max(0) } else { 0 };
+    let meta = pod::object_at(&mut pod, "metadata");
+    meta.insert("deletionTimestamp".into(), json!(pod::rfc3339_now()));
+    meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+    if dry_run.is_empty() {
+        if grace == 0 {
+            if let Some(pods) = state.pods.get_mut(namespace) {
+                pods.remove(name);
+            }
+        } else {
+            let rv = state.next_resource_version();
+            pod::object_at(&mut pod, "metadata").insert("resourceVersion".into(), json!(rv.to_string()));
+            state.pods.entry(namespace.to_owned()).or_default().insert(name.to_owned(), pod.clone());
+        }
+    }
+    Ok(Reply::json(200, &pod))
+}
+
+/// A strategic merge patch of a pod (the only patch type the component sends).
+fn patch_pod(state: &mut State, namespace: &str, name: &str, req: &ApiRequest) -> Result<Reply, Reply> {
+    let media = req.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if media.split(';').next().unwrap_or("").trim() != "application/strategic-merge-patch+json" {
+        return Err(Status::unsupported_media_type().reply());
+    }
+    let patch: Value =
+        serde_json::from_slice(req.body).map_err(|e| Status::bad_request(e.to_string()).reply())?;
+    let old = state.pods.get(namespace).and_then(|pods| pods.get(name)).cloned();
+    let old = old.ok_or_else(|| Status::not_found("pods", name).reply())?;
+    let mut new = old.clone();
+    patch::strategic_merge(&mut new, &patch);
+    patch::drop_empty_lists(&mut new);
+    patch::validate_update(&old, &new)?;
+    if req.query.all("dryRun").is_empty() {
+        let rv = state.next_resource_version();
+        pod::object_at(&mut new, "metadata").insert("resourceVersion".into(), json!(rv.to_string()));
+        state.pods.entry(namespace.to_owned()).or_default().insert(name.to_owned(), new.clone());
+    }
+    Ok(Reply::json(200, &new))
 }

@@ -49,10 +49,14 @@
 //!   of a pod answers 200 with the Pod.
 
 mod api;
+mod patch;
 mod pod;
 mod selector;
 mod status;
 mod validation;
+mod webhook;
+
+pub use webhook::{FailurePolicy, PodGatewayWebhook};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -104,6 +108,8 @@ pub struct RecordedRequest {
     pub status: Option<u16>,
     /// `Warning` headers of the answer (e.g. unknown fields in a created Pod).
     pub warnings: Vec<String>,
+    /// The answer's body (empty when the connection was dropped).
+    pub answer: Bytes,
     /// Time spent on it: from the whole request received to the answer handed to hyper for
     /// writing, injected latency and faults included.
     pub server_time: Duration,
@@ -129,6 +135,11 @@ impl RecordedRequest {
     pub fn json(&self) -> Option<Value> {
         serde_json::from_slice(&self.body).ok()
     }
+
+    /// The answer's body as JSON, if it is.
+    pub fn answer_json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.answer).ok()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,11 +157,14 @@ struct Grant {
 #[derive(Default)]
 struct State {
     namespaces: BTreeMap<String, NamespacePhase>,
+    namespace_labels: BTreeMap<String, serde_json::Map<String, Value>>,
+    webhooks: Vec<PodGatewayWebhook>,
     pods: BTreeMap<String, BTreeMap<String, Value>>,
     tokens: HashMap<String, String>,
     grants: Vec<Grant>,
     resource_version: u64,
-    faults: VecDeque<Fault>,
+    /// Each for the next request of its method (any method: `None`).
+    faults: VecDeque<(Option<http::Method>, Fault)>,
     latency: Duration,
     requests: Vec<RecordedRequest>,
 }
@@ -177,12 +191,12 @@ impl FakeKube {
     pub const USER: &'static str = "system:serviceaccount:podgateway:client-provisioner";
 
     /// Starts with namespace `default`, and [`FakeKube::TOKEN`] → [`FakeKube::USER`], who may
-    /// create, get, list and delete pods in every namespace.
+    /// create, get, list, patch and delete pods in every namespace.
     pub fn start() -> Self {
         let kube = Self::start_empty();
         kube.add_namespace("default");
         kube.add_token(Self::TOKEN, Self::USER);
-        kube.grant(Self::USER, &["create", "get", "list", "delete"], None);
+        kube.grant(Self::USER, &["create", "get", "list", "patch", "delete"], None);
         kube
     }
 
@@ -225,6 +239,27 @@ impl FakeKube {
 
     pub fn remove_namespace(&self, namespace: &str) {
         self.state().namespaces.remove(namespace);
+    }
+
+    /// Sets a label on a namespace (the pod-gateway webhooks select namespaces by label).
+    pub fn label_namespace(&self, namespace: &str, key: &str, value: &str) {
+        self.state().namespace_labels.entry(namespace.into()).or_default().insert(key.into(), value.into());
+    }
+
+    /// Installs a pod-gateway release's admission webhook.
+    pub fn add_webhook(&self, webhook: PodGatewayWebhook) {
+        self.state().webhooks.push(webhook);
+    }
+
+    /// Changes a release's webhook: take it down, change its failure policy or layout.
+    pub fn update_webhook(&self, release: &str, change: impl Fn(&mut PodGatewayWebhook)) {
+        let mut state = self.state();
+        let mut found = false;
+        for webhook in state.webhooks.iter_mut().filter(|w| w.release == release) {
+            change(webhook);
+            found = true;
+        }
+        assert!(found, "no webhook of release {release}");
     }
 
     pub fn add_token(&self, token: &str, user: &str) {
@@ -274,9 +309,27 @@ impl FakeKube {
         pod
     }
 
+    /// Plays the kubelet once a pod being deleted has stopped: removes it. A pod that is not
+    /// being deleted stays.
+    pub fn finish_deletion(&self, namespace: &str, name: &str) {
+        let mut state = self.state();
+        if let Some(pods) = state.pods.get_mut(namespace)
+            && pods.get(name).is_some_and(|pod| pod["metadata"]["deletionTimestamp"].is_string())
+        {
+            pods.remove(name);
+        }
+    }
+
     /// The next `times` requests answer with `fault` (after faults injected earlier).
     pub fn inject(&self, fault: Fault, times: usize) {
-        self.state().faults.extend(std::iter::repeat_n(fault, times));
+        self.state().faults.extend(std::iter::repeat_n((None, fault), times));
+    }
+
+    /// The next `times` requests with this method (`POST`, `PATCH`, `DELETE`, …) answer with
+    /// `fault`; other requests are answered as usual.
+    pub fn inject_on(&self, method: &str, fault: Fault, times: usize) {
+        let method = http::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        self.state().faults.extend(std::iter::repeat_n((Some(method), fault), times));
     }
 
     pub fn clear_faults(&self) {
@@ -410,7 +463,8 @@ async fn answer(
     let lock = || state.lock().unwrap_or_else(PoisonError::into_inner);
     let (fault, latency) = {
         let mut s = lock();
-        (s.faults.pop_front(), s.latency)
+        let due = s.faults.iter().position(|(method, _)| method.as_ref().is_none_or(|m| m == parts.method));
+        (due.and_then(|at| s.faults.remove(at)).map(|(_, fault)| fault), s.latency)
     };
     // tokio rounds every sleep up to its 1 ms timer tick, even a zero one.
     if !latency.is_zero() {
@@ -428,6 +482,7 @@ async fn answer(
         body: body.clone(),
         status: None,
         warnings: Vec::new(),
+        answer: Bytes::new(),
         server_time: Duration::ZERO,
         connection,
         reads,
@@ -455,6 +510,7 @@ async fn answer(
         }
     };
     recorded.status = reply.as_ref().map(|r| r.code);
+    recorded.answer = reply.as_ref().map(|r| Bytes::from(r.body.clone())).unwrap_or_default();
     recorded.warnings = reply
         .iter()
         .flat_map(|r| &r.headers)

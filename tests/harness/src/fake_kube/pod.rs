@@ -252,8 +252,14 @@ pub(super) fn apply_scheme_defaults(pod: &mut Value) {
     default(spec, "schedulerName", json!("default-scheduler"));
     default(spec, "securityContext", json!({}));
     default(spec, "enableServiceLinks", json!(true));
-    if let Some(containers) = spec.get_mut("containers").and_then(Value::as_array_mut) {
-        for c in containers.iter_mut().filter_map(Value::as_object_mut) {
+    for list in ["initContainers", "containers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object_mut)
+        {
             let policy = image_pull_policy(c.get("image").and_then(Value::as_str).unwrap_or(""));
             default(c, "imagePullPolicy", json!(policy));
             default(c, "terminationMessagePath", json!("/dev/termination-log"));
@@ -306,8 +312,14 @@ pub(super) fn admit(pod: &mut Value) {
             }
         }));
     }
-    if let Some(containers) = spec.get_mut("containers").and_then(Value::as_array_mut) {
-        for c in containers.iter_mut().filter_map(Value::as_object_mut) {
+    for list in ["initContainers", "containers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object_mut)
+        {
             if let Some(mounts) = c.entry("volumeMounts").or_insert_with(|| json!([])).as_array_mut() {
                 mounts.push(json!({"name": volume, "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}));
             }
@@ -331,8 +343,17 @@ pub(super) fn finish_create(pod: &mut Value, manager: &str, resource_version: Op
     );
     admit(pod);
     let qos = qos_class(pod);
-    object_at(pod, "status")
-        .extend([("phase".to_owned(), json!("Pending")), ("qosClass".to_owned(), json!(qos))]);
+    let gated = pod["spec"]["schedulingGates"].as_array().is_some_and(|gates| !gates.is_empty());
+    let status = object_at(pod, "status");
+    status.extend([("phase".to_owned(), json!("Pending")), ("qosClass".to_owned(), json!(qos))]);
+    // The apiserver itself marks a gated pod on create (`applySchedulingGatedCondition`).
+    if gated {
+        status.insert(
+            "conditions".into(),
+            json!([{"type": "PodScheduled", "status": "False", "lastProbeTime": null, "lastTransitionTime": now,
+                    "reason": "SchedulingGated", "message": "Scheduling is blocked due to non-empty scheduling gates"}]),
+        );
+    }
 }
 
 /// `BestEffort` without requests or limits; `Guaranteed` when every container limits cpu and

@@ -163,6 +163,17 @@ impl Status {
         )
     }
 
+    /// `NewConflict(group/resource, name, err)`: the resource slot holds what the caller put
+    /// there (`rest.BeforeDelete` puts the Kind, `Pod`).
+    pub fn conflict(resource: &str, name: &str, why: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {resource} {name:?}: {why}"),
+            Some(Details { name: name.into(), kind: resource.into(), ..Default::default() }),
+        )
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message, None)
     }
@@ -263,6 +274,7 @@ pub(super) enum ErrorKind {
     NotSupported,
     Duplicate,
     TooLong,
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -273,6 +285,7 @@ impl ErrorKind {
             Self::NotSupported => "FieldValueNotSupported",
             Self::Duplicate => "FieldValueDuplicate",
             Self::TooLong => "FieldValueTooLong",
+            Self::Forbidden => "FieldValueForbidden",
         }
     }
 
@@ -283,6 +296,7 @@ impl ErrorKind {
             Self::NotSupported => "Unsupported value",
             Self::Duplicate => "Duplicate value",
             Self::TooLong => "Too long",
+            Self::Forbidden => "Forbidden",
         }
     }
 }
@@ -335,10 +349,19 @@ impl FieldError {
         }
     }
 
+    pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Forbidden,
+            field: field.into(),
+            bad_value: Value::Null,
+            detail: detail.into(),
+        }
+    }
+
     /// `ErrorBody()`: the message without the field.
     pub fn body(&self) -> String {
         let mut s = match self.kind {
-            ErrorKind::Required | ErrorKind::TooLong => self.kind.text().to_owned(),
+            ErrorKind::Required | ErrorKind::TooLong | ErrorKind::Forbidden => self.kind.text().to_owned(),
             _ => match &self.bad_value {
                 Value::String(v) => format!("{}: {}", self.kind.text(), go_quote(v)),
                 Value::Number(n) => format!("{}: {n}", self.kind.text()),

@@ -151,10 +151,14 @@ fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
 pub(super) fn pod(pod: &Value) -> Vec<FieldError> {
     let mut errs = object_meta(&pod["metadata"]);
     let spec = &pod["spec"];
-    let containers = spec.get("containers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let list = |name: &str| spec.get(name).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let containers = list("containers");
+    let every =
+        list("initContainers").iter().enumerate().map(|(i, c)| (format!("spec.initContainers[{i}]"), c));
+    let every = every.chain(containers.iter().enumerate().map(|(i, c)| (format!("spec.containers[{i}]"), c)));
+    // Names are unique across init and regular containers.
     let mut names: Vec<&str> = Vec::new();
-    for (i, c) in containers.iter().enumerate() {
-        let path = format!("spec.containers[{i}]");
+    for (path, c) in every {
         let name = str_at(c, "name");
         if name.is_empty() {
             errs.push(FieldError::required(format!("{path}.name"), ""));
