@@ -37,13 +37,16 @@ impl ReadError {
     }
 }
 
-/// The event a request carried, reduced to what the component uses.
+/// The event a request carried: what the component reads of it, and the whole event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedEvent {
     pub key: EventKey,
     pub event_type: String,
     pub data_content_type: Option<String>,
     pub data: Option<Data>,
+    /// As read, its `ce-*` values still percent-encoded in binary mode.
+    event: Event,
+    binary: bool,
 }
 
 /// Reads a CloudEvent in binary mode (`ce-*` headers) or structured JSON mode.
@@ -93,6 +96,8 @@ fn received_event(event: &Event, structured: bool) -> Result<ReceivedEvent, Read
         event_type: attribute("type", event.ty())?,
         data_content_type: event.datacontenttype().map(str::to_owned),
         data: event.data().cloned(),
+        event: event.clone(),
+        binary: !structured,
     })
 }
 
@@ -134,15 +139,30 @@ impl ReceivedEvent {
     }
 }
 
-/// What a JSON value is, in words for error messages.
-pub fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+impl ReceivedEvent {
+    /// The whole event in the structured JSON format (what Knative's JobSink hands its Jobs):
+    /// its attributes as the component understood them (percent-decoded from binary mode),
+    /// its extensions, and `data` as JSON when it is JSON (else as sent, or `data_base64`).
+    pub fn structured_json(&self) -> String {
+        let mut structured = serde_json::to_value(&self.event).unwrap_or_default();
+        if let Some(fields) = structured.as_object_mut() {
+            if self.binary {
+                let header_values = fields.iter_mut().filter(|(name, _)| {
+                    !["specversion", "datacontenttype", "time", "data", "data_base64"]
+                        .contains(&name.as_str())
+                });
+                for (_, value) in header_values {
+                    if let Some(decoded) = value.as_str().and_then(percent_decode) {
+                        *value = Value::String(decoded);
+                    }
+                }
+            }
+            if let Ok(Some(data)) = self.json_data() {
+                fields.remove("data_base64");
+                fields.insert("data".into(), data);
+            }
+        }
+        structured.to_string()
     }
 }
 
@@ -190,6 +210,7 @@ fn percent_encode_header(value: &str) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::contract::{self, PENDING};
+    use cloudevents::EventBuilder;
     use http::HeaderValue;
     use serde_json::json;
 
@@ -323,12 +344,42 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn event_with(content_type: Option<&str>, data: Option<Data>) -> ReceivedEvent {
+        let mut event = cloudevents::EventBuilderV10::new().id("i").source("s").ty(PENDING).build().unwrap();
+        if let Some(data) = data.clone() {
+            event.set_data(content_type.unwrap_or("application/json"), data);
+        }
         ReceivedEvent {
             key: EventKey { source: "s".into(), id: "i".into() },
             event_type: PENDING.into(),
             data_content_type: content_type.map(String::from),
             data,
+            event,
+            binary: false,
         }
+    }
+
+    #[test]
+    fn the_structured_event_has_decoded_attributes_extensions_and_json_data() {
+        let mut pairs = binary_headers();
+        pairs[1] = ("ce-id", "id%20%C3%A9");
+        pairs.push(("ce-subject", "a%20b"));
+        pairs.push(("ce-traceparent", "00-abc"));
+        let event = read(&header_map(&pairs), br#"{"gateway_name":"foo","args":["x"]}"#.to_vec()).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&event.structured_json()).unwrap(),
+            json!({"specversion": "1.0", "id": "id é", "source": "urn:test", "type": PENDING,
+                   "datacontenttype": "application/json", "subject": "a b", "traceparent": "00-abc",
+                   "data": {"gateway_name": "foo", "args": ["x"]}})
+        );
+        let text = read(
+            &header_map(&[("content-type", "application/cloudevents+json")]),
+            json!({"specversion": "1.0", "id": "1", "source": "urn:a%20b", "type": "t", "datacontenttype": "text/plain", "data": "hi"})
+                .to_string()
+                .into_bytes(),
+        )
+        .unwrap();
+        let structured: Value = serde_json::from_str(&text.structured_json()).unwrap();
+        assert_eq!((&structured["source"], &structured["data"]), (&json!("urn:a%20b"), &json!("hi")));
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::names;
+use crate::pod::event_file::{EVENT_DIR, EVENT_VOLUME, OWNED_ENV};
 use crate::pod::name::MAX_NAME_PREFIX_LEN;
+use crate::pod::template::{Owned, PodTemplate};
 
 const MAX_TIMEOUT_SECONDS: u64 = 3600;
 /// Stands for the gateway's name in `gateway_address_template`.
@@ -18,9 +20,17 @@ pub struct Config {
     pub api: ApiEndpoint,
     pub token: Option<BearerToken>,
     pub client_namespace: String,
-    pub client_image: String,
-    /// Empty: the image's own entrypoint runs.
-    pub client_command: Vec<String>,
+    /// The `client` container's image; `None`: the template's.
+    pub client_image: Option<String>,
+    /// The `client` container's command; `None`: the template's; empty: the image's own
+    /// entrypoint.
+    pub client_command: Option<Vec<String>>,
+    /// `Always`, `OnFailure` or `Never`; `None`: the template's, else `Never`.
+    pub client_restart_policy: Option<String>,
+    /// What every client pod starts from.
+    pub pod_template: PodTemplate,
+    /// Whether a pending event's `args` become the `client` container's args.
+    pub allow_event_args: bool,
     pub client_name_prefix: String,
     pub gateway_annotation: String,
     pub gateway_label: Option<String>,
@@ -123,15 +133,39 @@ impl Config {
     /// Reads every variable through `lookup` (Spin's `variables::get` in the component).
     /// `lookup` answers the host's error text when a variable cannot be read.
     pub fn load(lookup: impl Fn(&str) -> Result<String, String>) -> Result<Self, ConfigError> {
+        let gateway_annotation = read_variable(&lookup, "gateway_annotation", &parse_key)?;
+        let gateway_label = read_variable(&lookup, "gateway_label", &parse_optional_key)?;
+        let allow_init_containers = read_variable(&lookup, "allow_template_init_containers", &parse_bool)?;
+        let owned = Owned {
+            gateway_annotation: &gateway_annotation,
+            gateway_label: gateway_label.as_deref(),
+            env: &OWNED_ENV,
+            volume: EVENT_VOLUME,
+            mount_path: EVENT_DIR,
+        };
+        let pod_template = read_variable(&lookup, "client_pod_template", &|text| {
+            PodTemplate::parse(text, allow_init_containers, &owned)
+        })?;
+        let client_image = read_variable(&lookup, "client_image", &parse_image)?;
+        if client_image.is_none() && pod_template.client_container().is_none_or(|c| c.get("image").is_none())
+        {
+            return Err(ConfigError {
+                variable: "client_pod_template",
+                problem: "its `client` container has no image: give it one, or set client_image".into(),
+            });
+        }
         Ok(Config {
             api: read_variable(&lookup, "k8s_api_url", &ApiEndpoint::parse)?,
             token: read_variable(&lookup, "k8s_token", &parse_token)?,
             client_namespace: read_variable(&lookup, "client_namespace", &parse_namespace)?,
-            client_image: read_variable(&lookup, "client_image", &parse_image)?,
+            client_image,
             client_command: read_variable(&lookup, "client_command", &parse_command)?,
+            client_restart_policy: read_variable(&lookup, "client_restart_policy", &parse_restart_policy)?,
+            pod_template,
+            allow_event_args: read_variable(&lookup, "allow_event_args", &parse_bool)?,
             client_name_prefix: read_variable(&lookup, "client_name_prefix", &parse_name_prefix)?,
-            gateway_annotation: read_variable(&lookup, "gateway_annotation", &parse_key)?,
-            gateway_label: read_variable(&lookup, "gateway_label", &parse_optional_key)?,
+            gateway_annotation,
+            gateway_label,
             allowed_gateways: read_variable(&lookup, "allowed_gateways", &parse_allowlist)?,
             active_deadline_seconds: read_variable(
                 &lookup,
@@ -193,18 +227,31 @@ fn parse_namespace(value: &str) -> Result<String, String> {
     }
 }
 
-fn parse_image(value: &str) -> Result<String, String> {
-    if value.is_empty() || value.chars().any(char::is_whitespace) {
+fn parse_image(value: &str) -> Result<Option<String>, String> {
+    if value.is_empty() {
+        Ok(None)
+    } else if value.chars().any(char::is_whitespace) {
         Err(format!("`{value}` is not an image reference such as alpine/curl:8.11.1"))
     } else {
-        Ok(value.to_owned())
+        Ok(Some(value.to_owned()))
     }
 }
 
-fn parse_command(value: &str) -> Result<Vec<String>, String> {
-    serde_json::from_str::<Vec<String>>(value).map_err(|error| {
+fn parse_command(value: &str) -> Result<Option<Vec<String>>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str::<Vec<String>>(value).map(Some).map_err(|error| {
         format!(r#"`{value}` is not a JSON array of strings such as ["sleep","infinity"] ({error})"#)
     })
+}
+
+fn parse_restart_policy(value: &str) -> Result<Option<String>, String> {
+    match value {
+        "" => Ok(None),
+        "Always" | "OnFailure" | "Never" => Ok(Some(value.to_owned())),
+        _ => Err(format!("`{value}` is none of Always, OnFailure, Never (or empty for the template's)")),
+    }
 }
 
 fn parse_name_prefix(value: &str) -> Result<String, String> {
@@ -315,6 +362,16 @@ pub(crate) mod tests {
             .clone()
     }
 
+    pub(crate) fn template_owned() -> Owned<'static> {
+        Owned {
+            gateway_annotation: "setGateway",
+            gateway_label: None,
+            env: &OWNED_ENV,
+            volume: EVENT_VOLUME,
+            mount_path: EVENT_DIR,
+        }
+    }
+
     pub(crate) fn load_with(overrides: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
         let mut variables = spin_defaults();
         for (name, value) in overrides {
@@ -338,8 +395,11 @@ pub(crate) mod tests {
                 api: ApiEndpoint { base: "https://kubernetes.default.svc".into() },
                 token: None,
                 client_namespace: "default".into(),
-                client_image: "alpine/curl".into(),
-                client_command: vec!["sleep".into(), "infinity".into()],
+                client_image: None,
+                client_command: None,
+                client_restart_policy: None,
+                pod_template: PodTemplate::parse("", false, &template_owned()).unwrap(),
+                allow_event_args: false,
                 client_name_prefix: "podgateway-client".into(),
                 gateway_annotation: "setGateway".into(),
                 gateway_label: None,
@@ -375,8 +435,11 @@ pub(crate) mod tests {
         assert_eq!(config.api.url("/api/v1/x"), "http://127.0.0.1:8001/api/v1/x");
         assert_eq!(config.token.as_ref().unwrap().authorization_header(), "Bearer tok.en-1");
         assert_eq!(config.client_namespace, "vpn-clients");
-        assert_eq!(config.client_image, "ghcr.io/example/client:1.2");
-        assert_eq!(config.client_command, ["sh", "-c", "curl -s ifconfig.me; sleep 3600"]);
+        assert_eq!(config.client_image.as_deref(), Some("ghcr.io/example/client:1.2"));
+        assert_eq!(
+            config.client_command.as_deref().unwrap(),
+            ["sh", "-c", "curl -s ifconfig.me; sleep 3600"]
+        );
         assert_eq!(config.client_name_prefix, "vpn");
         assert_eq!(config.gateway_annotation, "example.com/gateway");
         assert_eq!(config.gateway_label.as_deref(), Some("setGateway"));
@@ -395,7 +458,50 @@ pub(crate) mod tests {
 
     #[test]
     fn an_empty_command_means_the_image_entrypoint() {
-        assert!(load_with(&[("client_command", "[]")]).unwrap().client_command.is_empty());
+        assert_eq!(load_with(&[("client_command", "[]")]).unwrap().client_command, Some(vec![]));
+        assert_eq!(
+            load_with(&[("client_command", "")]).unwrap().client_command,
+            None,
+            "unset: the template's"
+        );
+    }
+
+    #[test]
+    fn the_template_and_its_switches_are_read() {
+        let template = r#"{"spec": {"initContainers": [{"name": "warm", "image": "busybox"}], "containers": [{"name": "client", "image": "c:1"}]}}"#;
+        let config = load_with(&[
+            ("client_pod_template", template),
+            ("allow_template_init_containers", "true"),
+            ("allow_event_args", "true"),
+            ("client_restart_policy", "OnFailure"),
+        ])
+        .unwrap();
+        assert_eq!(config.pod_template.client_container().unwrap()["image"], "c:1");
+        assert!(config.allow_event_args);
+        assert_eq!(config.client_restart_policy.as_deref(), Some("OnFailure"));
+        // The owned keys follow gateway_annotation and gateway_label.
+        let error = load_with(&[
+            ("gateway_label", "gw"),
+            ("client_pod_template", r#"{"metadata": {"labels": {"gw": "x"}}}"#),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            r#"Spin variable `client_pod_template`: metadata.labels["gw"] is the component's to set"#
+        );
+        let error = load_with(&[("client_pod_template", template)]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("Spin variable `client_pod_template`: spec.initContainers run before"),
+            "{error}"
+        );
+        let no_image = r#"{"spec": {"containers": [{"name": "client"}]}}"#;
+        assert_eq!(
+            load_with(&[("client_pod_template", no_image)]).unwrap_err().to_string(),
+            "Spin variable `client_pod_template`: its `client` container has no image: give it one, or set client_image"
+        );
+        assert!(load_with(&[("client_pod_template", no_image), ("client_image", "c:2")]).is_ok());
     }
 
     #[test]
@@ -408,8 +514,12 @@ pub(crate) mod tests {
             ("k8s_api_url", "https://rancher.example/k8s/clusters/c-1", "must be scheme://host[:port] only"),
             ("k8s_token", "two words", "cannot be sent in an HTTP header"),
             ("client_namespace", "Default", "is not a namespace name"),
-            ("client_image", "", "is not an image reference"),
             ("client_image", "alpine curl", "is not an image reference"),
+            ("client_restart_policy", "always", "is none of Always, OnFailure, Never"),
+            ("allow_event_args", "yes", "is neither true nor false"),
+            ("allow_template_init_containers", "1", "is neither true nor false"),
+            ("client_pod_template", "{", "is not JSON"),
+            ("client_pod_template", r#"{"spec": {"containerz": []}}"#, r#"unknown field "spec.containerz""#),
             ("client_command", "sleep infinity", "is not a JSON array of strings"),
             ("client_command", r#"["sleep", 5]"#, "is not a JSON array of strings"),
             ("client_name_prefix", "Client", "cannot start pod names"),

@@ -14,6 +14,7 @@ pub mod config;
 pub mod handlers;
 pub mod host;
 pub mod identity;
+pub mod json;
 pub mod kube;
 pub mod names;
 pub mod pod;

@@ -10,6 +10,7 @@ use crate::config::{Config, RoutingGuard};
 use crate::kube::requests::{create_pod, delete_pod, get_pod, remove_scheduling_gate};
 use crate::kube::responses::{ApiError, PodView};
 use crate::kube::{KubeApi, TransportError};
+use crate::pod::name::pod_name;
 use crate::pod::routing::{ROUTING_GATE, Routing, is_gated, routing};
 use crate::pod::shape::{ClientRequest, EVENT_ID_ANNOTATION, EVENT_SOURCE_ANNOTATION, client_pod};
 
@@ -58,8 +59,8 @@ struct Found {
 /// The pod of this event: the one created now, or the one an earlier delivery made.
 fn create_or_adopt(calls: &mut Calls<impl KubeApi>, request: &ClientRequest) -> Result<Found, CallFailure> {
     let config = calls.config;
-    let pod = client_pod(config, request);
-    let name = pod.metadata.name.clone().unwrap_or_default();
+    let pod = client_pod(config, request).map_err(CallFailure::Refused)?;
+    let name = pod_name(&config.client_name_prefix, &request.event);
     let pod_ref = calls.pod_ref(&name);
 
     let created = calls.send(create_pod(config, &pod), &format!("create pod {pod_ref}"))?;
@@ -257,7 +258,7 @@ fn api_failure(error: &ApiError, action: &str) -> CallFailure {
         }
         404 => "; check client_namespace",
         422 => {
-            "; check client_image, client_command, client_name_prefix, gateway_annotation and gateway_label"
+            "; check client_pod_template, client_image, client_command, client_name_prefix, gateway_annotation and gateway_label"
         }
         _ => "",
     };
@@ -344,7 +345,7 @@ pub(crate) mod tests {
         assert_eq!(api.sent.len(), 1);
         let sent: Value = serde_json::from_slice(api.sent[0].body()).unwrap();
         let config = load_with(&[("routing_guard", "off")]).unwrap();
-        assert_eq!(sent, serde_json::to_value(client_pod(&config, &request("foo"))).unwrap());
+        assert_eq!(sent, client_pod(&config, &request("foo")).unwrap());
     }
 
     #[test]
@@ -402,7 +403,7 @@ pub(crate) mod tests {
         for (code, reason, hint) in [
             (401, "Unauthorized", "check k8s_token"),
             (404, "NotFound", "check client_namespace"),
-            (422, "Invalid", "check client_image"),
+            (422, "Invalid", "check client_pod_template, client_image"),
             (400, "BadRequest", ""),
         ] {
             let (result, _) = run(vec![answer(code, status(code, reason, "m"))]);

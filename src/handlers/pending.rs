@@ -3,10 +3,11 @@
 
 use serde_json::{Value, json};
 
-use crate::cloudevents::{ReceivedEvent, Reply, json_kind};
+use crate::cloudevents::{ReceivedEvent, Reply};
 use crate::config::Config;
 use crate::handlers::failure_outcome;
 use crate::identity::EventKey;
+use crate::json;
 use crate::kube::KubeApi;
 use crate::names;
 use crate::pod::name::pod_name;
@@ -22,11 +23,16 @@ const DONE_MESSAGE: &str = "A pod-gateway client has been scheduled.";
 const DRY_RUN_MESSAGE: &str =
     "A pod-gateway client would have been scheduled (dry run: nothing was created).";
 
+/// At most this many `args`, of at most this many bytes in all.
+pub const MAX_ARGS: usize = 64;
+pub const MAX_ARGS_BYTES: usize = 8 * 1024;
+
 /// What a pending event asks for, as sent; checked against the configuration later.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PendingData {
     pub gateway_name: Option<String>,
     pub message: Option<String>,
+    pub args: Option<Vec<String>>,
 }
 
 /// Why a pending event's data cannot be used, and the gateway it named if it could be read.
@@ -43,7 +49,7 @@ pub fn handle(event: &ReceivedEvent, config: &Config, api: &mut impl KubeApi) ->
         .map_err(|problem| failed(problem.problem, problem.gateway_name))
         .and_then(|data| {
             let gateway_name = data.gateway_name.clone();
-            client_request(event.key.clone(), data, config).map_err(|problem| failed(problem, gateway_name))
+            client_request(event, data, config).map_err(|problem| failed(problem, gateway_name))
         });
     let mut handled = Handled::new(Outcome::Ignored);
     handled.namespace = Some(config.client_namespace.clone());
@@ -111,22 +117,55 @@ fn pending_data(event: &ReceivedEvent) -> Result<PendingData, DataProblem> {
     let Value::Object(fields) = value else {
         return Err(problem(format!(
             r#"data must be a JSON object such as {{"gateway_name": "foo"}}, not {}"#,
-            json_kind(&value)
+            json::kind(&value)
         )));
     };
     let string_field = |name: &str| match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(other) => Err(format!("`{name}` must be a string, not {}", json_kind(other))),
+        Some(other) => Err(format!("`{name}` must be a string, not {}", json::kind(other))),
     };
     let gateway_name = string_field("gateway_name").map_err(problem)?;
-    let message = string_field("message")
-        .map_err(|problem| DataProblem { problem, gateway_name: gateway_name.clone() })?;
-    Ok(PendingData { gateway_name, message })
+    let named = |problem| DataProblem { problem, gateway_name: gateway_name.clone() };
+    let message = string_field("message").map_err(named)?;
+    let args = match fields.get("args") {
+        None | Some(Value::Null) => None,
+        Some(args) => Some(event_args(args).map_err(named)?),
+    };
+    Ok(PendingData { gateway_name, message, args })
 }
 
-/// Checks the requested gateway against the Kubernetes label-value rule and the allowlist.
-fn client_request(event: EventKey, data: PendingData, config: &Config) -> Result<ClientRequest, String> {
+/// `args`: a JSON array of at most [`MAX_ARGS`] strings of at most [`MAX_ARGS_BYTES`] in all.
+fn event_args(args: &Value) -> Result<Vec<String>, String> {
+    let Value::Array(items) = args else {
+        return Err(format!("`args` must be an array of strings, not {}", json::kind(args)));
+    };
+    if items.len() > MAX_ARGS {
+        return Err(format!("`args` has {} items; at most {MAX_ARGS} are taken", items.len()));
+    }
+    let args: Vec<String> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.as_str()
+                .map(str::to_owned)
+                .ok_or(format!("`args[{i}]` must be a string, not {}", json::kind(item)))
+        })
+        .collect::<Result<_, _>>()?;
+    let bytes: usize = args.iter().map(String::len).sum();
+    if bytes > MAX_ARGS_BYTES {
+        return Err(format!("`args` are {bytes} bytes; at most {MAX_ARGS_BYTES} are taken"));
+    }
+    Ok(args)
+}
+
+/// Checks the requested gateway against the Kubernetes label-value rule and the allowlist, and
+/// that args come only where they are allowed.
+fn client_request(
+    event: &ReceivedEvent,
+    data: PendingData,
+    config: &Config,
+) -> Result<ClientRequest, String> {
     let gateway = match data.gateway_name {
         None => return Err(r#"the event data has no `gateway_name`; expected {"gateway_name": "…"}"#.into()),
         Some(gateway) if gateway.is_empty() => return Err("`gateway_name` is empty".into()),
@@ -147,7 +186,16 @@ fn client_request(event: EventKey, data: PendingData, config: &Config) -> Result
             allowed.join(", ")
         ));
     }
-    Ok(ClientRequest { event, gateway, message: data.message })
+    if data.args.is_some() && !config.allow_event_args {
+        return Err("this provisioner takes no `args` from events (allow_event_args is false)".into());
+    }
+    Ok(ClientRequest {
+        event: event.key.clone(),
+        gateway,
+        message: data.message,
+        args: data.args,
+        event_json: event.structured_json(),
+    })
 }
 
 #[cfg(test)]
@@ -156,15 +204,17 @@ mod tests {
     use crate::cloudevents::tests::event_with;
     use crate::config::tests::load_with;
     use crate::contract;
-    use crate::pod::shape::tests::request;
     use cloudevents::Data;
 
-    fn key() -> EventKey {
-        EventKey { source: "urn:test".into(), id: "42".into() }
+    /// The reference event (`urn:test`, `42`) in binary mode, with `data`.
+    fn pending(data: &str) -> ReceivedEvent {
+        let headers =
+            crate::cloudevents::tests::header_map(&contract::binary_headers(contract::ID, contract::PENDING));
+        crate::cloudevents::read(&headers, data.as_bytes().to_vec()).unwrap()
     }
 
     fn data(gateway: Option<&str>) -> PendingData {
-        PendingData { gateway_name: gateway.map(String::from), message: None }
+        PendingData { gateway_name: gateway.map(String::from), ..PendingData::default() }
     }
 
     #[test]
@@ -207,16 +257,18 @@ mod tests {
         let event = event_with(Some("application/vnd.x+json"), Some(Data::Json(json!({"message": "m"}))));
         assert_eq!(
             pending_data(&event).unwrap(),
-            PendingData { gateway_name: None, message: Some("m".into()) }
+            PendingData { gateway_name: None, message: Some("m".into()), args: None }
         );
     }
 
     #[test]
     fn gateway_checks() {
         let config = load_with(&[]).unwrap();
-        assert_eq!(client_request(key(), data(Some("foo")), &config).unwrap(), request("foo"));
+        let event = pending(r#"{"gateway_name":"foo"}"#);
+        let request = client_request(&event, data(Some("foo")), &config).unwrap();
+        assert_eq!((request.event, request.gateway.as_str(), request.args), (event.key.clone(), "foo", None));
         let problem = |gateway: Option<&str>, config: &Config| {
-            client_request(key(), data(gateway), config).unwrap_err()
+            client_request(&event, data(gateway), config).unwrap_err()
         };
         assert_eq!(
             problem(None, &config),
@@ -229,10 +281,58 @@ mod tests {
         );
         assert!(problem(Some(&"g".repeat(64)), &config).contains("is not a valid gateway name"));
         let allowlist = load_with(&[("allowed_gateways", "foo,bar")]).unwrap();
-        assert!(client_request(key(), data(Some("bar")), &allowlist).is_ok());
+        assert!(client_request(&event, data(Some("bar")), &allowlist).is_ok());
         assert_eq!(
             problem(Some("baz"), &allowlist),
             "gateway `baz` is not allowed here; allowed gateways: bar, foo"
+        );
+    }
+
+    #[test]
+    fn the_request_carries_the_whole_event_as_structured_json() {
+        let event = pending(r#"{"gateway_name":"foo","message":"m"}"#);
+        let request =
+            client_request(&event, pending_data(&event).unwrap(), &load_with(&[]).unwrap()).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&request.event_json).unwrap(),
+            json!({"specversion": "1.0", "id": "42", "source": "urn:test", "type": contract::PENDING,
+                   "datacontenttype": "application/json", "data": {"gateway_name": "foo", "message": "m"}})
+        );
+        assert_eq!(request.message.as_deref(), Some("m"));
+    }
+
+    #[test]
+    fn args_only_when_allowed_and_within_the_limits() {
+        let event = pending(r#"{"gateway_name":"foo","args":["https://example.com","--depth=2"]}"#);
+        let data = pending_data(&event).unwrap();
+        assert_eq!(data.args, Some(vec!["https://example.com".into(), "--depth=2".into()]));
+        assert_eq!(
+            client_request(&event, data.clone(), &load_with(&[]).unwrap()).unwrap_err(),
+            "this provisioner takes no `args` from events (allow_event_args is false)"
+        );
+        let allowed = load_with(&[("allow_event_args", "true")]).unwrap();
+        assert_eq!(client_request(&event, data, &allowed).unwrap().args.unwrap().len(), 2);
+
+        let problem = |args: Value| {
+            pending_data(&pending(&json!({"gateway_name": "foo", "args": args}).to_string())).unwrap_err()
+        };
+        assert_eq!(problem(json!("x")).problem, "`args` must be an array of strings, not a string");
+        assert_eq!(problem(json!(["a", 1])).problem, "`args[1]` must be a string, not a number");
+        assert_eq!(problem(json!(vec!["a"; 65])).problem, "`args` has 65 items; at most 64 are taken");
+        assert_eq!(
+            problem(json!(["a".repeat(8193)])).problem,
+            "`args` are 8193 bytes; at most 8192 are taken"
+        );
+        assert_eq!(
+            problem(json!([1])).gateway_name.as_deref(),
+            Some("foo"),
+            "the reply still names the gateway"
+        );
+        assert!(
+            pending_data(&pending(
+                &json!({"gateway_name": "foo", "args": vec!["a".repeat(128); 64]}).to_string()
+            ))
+            .is_ok()
         );
     }
 }

@@ -1,12 +1,10 @@
 //! The requests the component makes, built with kube-core's client-less request builder:
 //! create a pod, get it after a 409, remove its scheduling gate, delete it.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{Container, Pod, PodSchedulingGate};
+use k8s_openapi::api::core::v1::Pod;
 use kube_core::params::{DeleteParams, GetParams, Patch, PatchParams, PostParams, Preconditions};
 use kube_core::{Request, Resource};
-use serde::Serialize;
+use serde_json::Value;
 
 use crate::config::Config;
 
@@ -16,76 +14,12 @@ const USER_AGENT: &str = concat!("podgateway-client-provisioner/", env!("CARGO_P
 /// The only verbs the component uses, all on core `pods`: deploy/rbac.yaml grants exactly these.
 pub const POD_VERBS: [&str; 4] = ["create", "get", "patch", "delete"];
 
-pub fn create_pod(config: &Config, pod: &Pod) -> Result<http::Request<Vec<u8>>, String> {
+/// Creates `pod` (its JSON, as the pod module builds it from the template).
+pub fn create_pod(config: &Config, pod: &Value) -> Result<http::Request<Vec<u8>>, String> {
     let params = PostParams { dry_run: config.dry_run, field_manager: Some(FIELD_MANAGER.into()) };
-    let body =
-        serde_json::to_vec(&PodBody::of(pod)).map_err(|error| format!("cannot encode the pod: {error}"))?;
-    debug_assert_eq!(
-        String::from_utf8_lossy(&body),
-        serde_json::to_string(pod).unwrap_or_default(),
-        "the pod sets a field that PodBody does not write"
-    );
+    let body = serde_json::to_vec(pod).map_err(|error| format!("cannot encode the pod: {error}"))?;
     let request = pods(config).create(&params, body).map_err(|error| error.to_string())?;
     authorized(config, request)
-}
-
-/// The create body: byte for byte the JSON that k8s-openapi writes for the pods the component
-/// makes, written from the fields those pods set. Serializing a whole `Pod` links the
-/// serializer of every Pod field the API has, down to `metav1.Time`'s date formatting (jiff):
-/// about a quarter of the component's size. The `debug_assert` in [`create_pod`] checks, in
-/// every native test, that nothing the pod sets is left out.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PodBody<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    metadata: PodBodyMeta<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    spec: Option<PodBodySpec<'a>>,
-}
-
-/// Field order as k8s-openapi writes it: alphabetical.
-#[derive(Serialize)]
-struct PodBodyMeta<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    annotations: Option<&'a BTreeMap<String, String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    labels: Option<&'a BTreeMap<String, String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    namespace: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PodBodySpec<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    active_deadline_seconds: Option<i64>,
-    containers: &'a [Container],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scheduling_gates: Option<&'a [PodSchedulingGate]>,
-}
-
-impl<'a> PodBody<'a> {
-    fn of(pod: &'a Pod) -> Self {
-        let meta = &pod.metadata;
-        PodBody {
-            api_version: "v1",
-            kind: "Pod",
-            metadata: PodBodyMeta {
-                annotations: meta.annotations.as_ref(),
-                labels: meta.labels.as_ref(),
-                name: meta.name.as_deref(),
-                namespace: meta.namespace.as_deref(),
-            },
-            spec: pod.spec.as_ref().map(|spec| PodBodySpec {
-                active_deadline_seconds: spec.active_deadline_seconds,
-                containers: &spec.containers,
-                scheduling_gates: spec.scheduling_gates.as_deref(),
-            }),
-        }
-    }
 }
 
 pub fn get_pod(config: &Config, name: &str) -> Result<http::Request<Vec<u8>>, String> {
@@ -162,7 +96,9 @@ mod tests {
             ("client_namespace", "clients"),
         ])
         .unwrap();
-        let request = create_pod(&config, &Pod::default()).unwrap();
+        let request =
+            create_pod(&config, &serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {}}))
+                .unwrap();
         assert_eq!(request.method(), http::Method::POST);
         assert_eq!(
             request.uri(),
@@ -177,29 +113,9 @@ mod tests {
     }
 
     #[test]
-    fn the_create_body_is_what_k8s_openapi_writes_for_the_pod() {
-        let config = load_with(&[
-            ("gateway_label", "setGateway"),
-            ("client_active_deadline_seconds", "600"),
-            ("client_command", "[]"),
-        ])
-        .unwrap();
-        let request = crate::pod::shape::ClientRequest {
-            event: crate::identity::EventKey { source: "urn:test".into(), id: "42".into() },
-            gateway: "foo".into(),
-            message: Some("a \"quoted\" message, ünïcode".into()),
-        };
-        for config in [load_with(&[]).unwrap(), config] {
-            let pod = crate::pod::shape::client_pod(&config, &request);
-            let sent = create_pod(&config, &pod).unwrap();
-            assert_eq!(sent.body(), &serde_json::to_vec(&pod).unwrap());
-        }
-    }
-
-    #[test]
     fn dry_run_and_no_token() {
         let config = load_with(&[("dry_run", "true")]).unwrap();
-        let request = create_pod(&config, &Pod::default()).unwrap();
+        let request = create_pod(&config, &serde_json::json!({})).unwrap();
         assert_eq!(
             request.uri(),
             "https://kubernetes.default.svc/api/v1/namespaces/default/pods?&dryRun=All&fieldManager=podgateway-client-provisioner"

@@ -21,8 +21,15 @@ fn a_binary_mode_pending_event_creates_the_pod_and_replies_done(runtime: &Runtim
     assert_eq!(pods.len(), 1);
     let pod = &pods[0];
     assert_eq!(pod["metadata"]["name"], POD_42);
+    let mut annotations = strings(&pod["metadata"]["annotations"]);
+    let event = annotations.remove("podgateway.io/event").expect("the event annotation");
     assert_eq!(
-        strings(&pod["metadata"]["annotations"]),
+        serde_json::from_str::<Value>(&event).unwrap(),
+        json!({"specversion": "1.0", "id": "42", "source": "urn:test", "type": PENDING,
+               "datacontenttype": "application/json", "data": {"gateway_name": "foo"}})
+    );
+    assert_eq!(
+        annotations,
         BTreeMap::from([
             ("setGateway".into(), "foo".into()),
             ("podgateway.io/event-source".into(), "urn:test".into()),
@@ -45,6 +52,7 @@ fn a_binary_mode_pending_event_creates_the_pod_and_replies_done(runtime: &Runtim
     assert_eq!(containers[0]["image"], "alpine/curl");
     assert_eq!(containers[0]["command"], json!(["sleep", "infinity"]));
     assert_eq!(pod["spec"].get("activeDeadlineSeconds"), None);
+    assert_eq!(pod["spec"]["restartPolicy"], "Never");
     assert_eq!(pod["metadata"]["managedFields"][0]["manager"], "podgateway-client-provisioner");
 
     let requests = world.kube.requests();
@@ -258,16 +266,15 @@ fn api_refusals_are_failed_with_the_api_reason(runtime: &Runtime) {
 }
 
 fn an_invalid_pod_is_failed_with_the_api_causes(runtime: &Runtime) {
-    let world = World::new(runtime, &[]);
-    // A message that pushes the annotations past the API's 262,144 bytes in total while the
-    // event stays within the component's 256 KiB body limit.
-    let message = "m".repeat(262_100);
-    let response = world.pending("42", &json!({"gateway_name": "foo", "message": message}).to_string());
+    // A template label value the API refuses (a label value has at most 63 characters).
+    let template = json!({"metadata": {"labels": {"team": "t".repeat(64)}}, "spec": {"containers": [{"name": "client", "image": "alpine/curl"}]}});
+    let world = World::new(runtime, &[("client_pod_template", &template.to_string())]);
+    let response = world.pending("42", r#"{"gateway_name":"foo"}"#);
     let message = failed_message(&response, json!("foo"));
     assert!(message.contains("422 Invalid: Pod \""), "{message}");
-    assert!(message.contains("metadata.annotations: Too long"), "{message}");
+    assert!(message.contains("metadata.labels: Invalid value: \"tttt"), "{message}");
     assert!(message.ends_with(
-        "check client_image, client_command, client_name_prefix, gateway_annotation and gateway_label"
+        "check client_pod_template, client_image, client_command, client_name_prefix, gateway_annotation and gateway_label"
     ));
     assert!(world.stored_pods().is_empty());
 }

@@ -902,3 +902,23 @@ fn requests_are_recorded() {
     assert_eq!((requests[1].method.as_str(), requests[1].status), ("GET", Some(404)));
     assert!(kube.requests().is_empty(), "take_requests drains");
 }
+
+#[test]
+fn volumes_get_the_apis_defaults() {
+    let kube = FakeKube::start();
+    let mut with_volumes = pod("p1");
+    with_volumes["spec"]["volumes"] = json!([
+        {"name": "event", "downwardAPI": {"items": [{"path": "e", "fieldRef": {"fieldPath": "metadata.annotations['a']"}}]}},
+        {"name": "config", "configMap": {"name": "c"}},
+        {"name": "mode", "secret": {"secretName": "s", "defaultMode": 256}},
+        {"name": "scratch", "emptyDir": {}}
+    ]);
+    let volumes = create(&kube, "default", "", &with_volumes).json()["spec"]["volumes"].clone();
+    assert_eq!(
+        volumes[0],
+        json!({"name": "event", "downwardAPI": {"items": [{"path": "e", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.annotations['a']"}}], "defaultMode": 420}})
+    );
+    assert_eq!(volumes[1]["configMap"]["defaultMode"], 420);
+    assert_eq!(volumes[2]["secret"]["defaultMode"], 256, "a mode given stays");
+    assert_eq!(volumes[3], json!({"name": "scratch", "emptyDir": {}}));
+}

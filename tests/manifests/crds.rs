@@ -269,6 +269,10 @@ pub struct PodGatewayWebhook {
     pub gateway_annotation: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway_annotation_value: Option<String>,
+    /// The gateway sidecar as a native sidecar (an init container with `restartPolicy:
+    /// Always`); chart 6.6.0+, and a webhook image of v3.12.0 or later.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sidecar_as_init: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

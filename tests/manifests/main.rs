@@ -526,6 +526,12 @@ fn routing_mismatches_are_caught() {
     assert_catches(routing::check_gateway_address_template, "go unchecked", |m| {
         config_mut(m)["gateway_address_template"] = json!("");
     });
+    assert_catches(routing::check_native_sidecar, "webhook.sidecarAsInit must be true", |m| {
+        gateway_mut(m, "foo")["webhook"]["sidecarAsInit"] = json!(false);
+    });
+    assert_catches(routing::check_native_sidecar, "needs chart 6.6.1 or later", |m| {
+        m.helm_releases.get_mut("deploy/pod-gateway-bar-values.yaml").unwrap().version = "6.6.0".into();
+    });
     assert_catches(routing::check_gateway_tunnels, "used by another gateway", |m| {
         let bar = gateway_mut(m, "bar");
         bar["settings"]["VXLAN_ID"] = json!(42);

@@ -42,5 +42,6 @@ pub const RULES: &[(&str, Rule)] = &[
     ("gateway labels", routing::check_gateway_labels),
     ("gateway tunnels", routing::check_gateway_tunnels),
     ("gateway address template", routing::check_gateway_address_template),
+    ("native sidecar", routing::check_native_sidecar),
     ("kustomization", kustomize::check_kustomization),
 ];

@@ -235,3 +235,28 @@ pub fn check_gateway_address_template(m: &Manifests) -> Vec<String> {
     }
     problems
 }
+
+/// The first chart version whose default webhook image (v3.12.0) has `--sidecarAsInit`; 6.6.0
+/// has the value but still ships v3.10.0, which lacks the flag.
+const NATIVE_SIDECAR_SINCE: (u32, u32, u32) = (6, 6, 1);
+
+/// The gateways run their sidecar as a native sidecar, so that a client pod whose containers
+/// end can complete (a classic sidecar keeps it running), on a chart that supports it.
+pub fn check_native_sidecar(m: &Manifests) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (file, values) in gateways(m, &mut problems) {
+        if values.webhook.sidecar_as_init != Some(true) {
+            problems.push(format!(
+                "{file}: webhook.sidecarAsInit must be true: with the classic sidecar a finished client pod keeps running"
+            ));
+        }
+        let version = m.helm_releases.get(&file).and_then(|release| chart_version(&release.version));
+        if version.is_none_or(|version| version < NATIVE_SIDECAR_SINCE) {
+            problems.push(format!(
+                "{file}: webhook.sidecarAsInit needs chart 6.6.1 or later (webhook image v3.12.0), installed: {:?}",
+                m.helm_releases.get(&file).map(|release| &release.version)
+            ));
+        }
+    }
+    problems
+}

@@ -252,6 +252,19 @@ pub(super) fn apply_scheme_defaults(pod: &mut Value) {
     default(spec, "schedulerName", json!("default-scheduler"));
     default(spec, "securityContext", json!({}));
     default(spec, "enableServiceLinks", json!(true));
+    // SetDefaults_*VolumeSource: file modes 0644; SetDefaults_ObjectFieldSelector: apiVersion v1.
+    for volume in spec.get_mut("volumes").and_then(Value::as_array_mut).into_iter().flatten() {
+        for source in ["configMap", "secret", "downwardAPI", "projected"] {
+            if let Some(source) = volume.get_mut(source).and_then(Value::as_object_mut) {
+                default(source, "defaultMode", json!(420));
+            }
+        }
+        let items = volume.pointer_mut("/downwardAPI/items").and_then(Value::as_array_mut);
+        let field_refs = items.into_iter().flatten().filter_map(|item| item.get_mut("fieldRef"));
+        for field_ref in field_refs.filter_map(Value::as_object_mut) {
+            default(field_ref, "apiVersion", json!("v1"));
+        }
+    }
     for list in ["initContainers", "containers"] {
         for c in spec
             .get_mut(list)

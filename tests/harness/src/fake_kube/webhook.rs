@@ -67,9 +67,10 @@ const INIT_IMAGE: &str = "ghcr.io/angelnu/pod-gateway:v1.13.0";
 const CLUSTER_DNS: &str = "10.96.0.10";
 
 impl PodGatewayWebhook {
-    /// The release `pod-gateway-<gateway>` of chart 7.1.x in `gateway-system`, as `deploy/`
-    /// installs it: annotation mode (`setGateway: <gateway>`), no default, no label, DNS
-    /// through the tunnel, the classic sidecar, the chart's `failurePolicy` (`Fail`).
+    /// The release `pod-gateway-<gateway>` of chart 7.1.x in `gateway-system`, configured as
+    /// `deploy/` configures it (annotation mode, `setGateway: <gateway>`, no default, no label,
+    /// DNS through the tunnel, the chart's `failurePolicy`: `Fail`), but with the chart's
+    /// classic sidecar: `deploy/` turns on `sidecarAsInit`, which scenarios set themselves.
     pub fn chart_7(gateway: &str) -> Self {
         let release = format!("pod-gateway-{gateway}");
         Self {
