@@ -6,9 +6,10 @@ use cloudevents::binding::http::to_event;
 use cloudevents::{AttributesReader, Data, Event};
 use http::{HeaderMap, header};
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::identity::{EventKey, hex};
+use crate::identity::{EventKey, digest, hex};
+use crate::json;
 
 /// The `source` of every event the component sends, as in the Go original.
 pub const REPLY_SOURCE: &str = "podgateway/eventing/client/provisioner";
@@ -137,6 +138,17 @@ impl ReceivedEvent {
         }
         .map_err(|error| format!("data is not valid JSON: {error}"))
     }
+
+    /// The event's data as a JSON object; `example` shows one in the errors.
+    pub fn object_data(&self, example: &str) -> Result<Map<String, Value>, String> {
+        match self.json_data()? {
+            None => Err(format!("the event has no data; expected {example}")),
+            Some(Value::Object(fields)) => Ok(fields),
+            Some(other) => {
+                Err(format!("data must be a JSON object such as {example}, not {}", json::kind(&other)))
+            }
+        }
+    }
 }
 
 impl ReceivedEvent {
@@ -182,6 +194,14 @@ impl Reply {
     pub fn to(request: &EventKey, event_type: &'static str, subject: Option<String>, data: Value) -> Self {
         let id = hex(&request.digest(&[event_type])[..16]);
         Reply { event_type, id, subject, data }
+    }
+
+    /// An event about the pod whose uid is `pod_uid`, named by `pod_name` in its subject: its
+    /// id depends only on the uid and the type, so each change of that pod that says the same
+    /// thing says it with the same id.
+    pub fn about_pod(pod_uid: &str, event_type: &'static str, pod_name: &str, data: Value) -> Self {
+        let id = hex(&digest(&[pod_uid, event_type])[..16]);
+        Reply { event_type, id, subject: Some(pod_name.to_owned()), data }
     }
 
     /// The reply in binary mode: its `ce-*` and `content-type` headers and its body; `time`

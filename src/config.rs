@@ -43,6 +43,8 @@ pub struct Config {
     /// The expected `gateway` address of a routed pod, `{gateway}` standing for the gateway's
     /// name; `None`: any address will do.
     pub gateway_address_template: Option<String>,
+    /// Whether a client pod that finished is deleted when its `finished` event is sent.
+    pub reap_finished: bool,
 }
 
 /// What makes sure that no client pod runs with plain cluster egress.
@@ -180,6 +182,7 @@ impl Config {
                 "gateway_address_template",
                 &parse_address_template,
             )?,
+            reap_finished: read_variable(&lookup, "reap_finished", &parse_bool)?,
         })
     }
 
@@ -409,6 +412,7 @@ pub(crate) mod tests {
                 dry_run: false,
                 routing_guard: RoutingGuard::Gate,
                 gateway_address_template: None,
+                reap_finished: true,
             }
         );
     }
@@ -430,6 +434,7 @@ pub(crate) mod tests {
             ("dry_run", "true"),
             ("routing_guard", "delete"),
             ("gateway_address_template", "pod-gateway-{gateway}-main.gateway-system.svc.cluster.local"),
+            ("reap_finished", "false"),
         ])
         .unwrap();
         assert_eq!(config.api.url("/api/v1/x"), "http://127.0.0.1:8001/api/v1/x");
@@ -448,6 +453,7 @@ pub(crate) mod tests {
         assert_eq!(config.api_timeout, Duration::from_secs(3));
         assert!(config.dry_run);
         assert_eq!(config.routing_guard, RoutingGuard::Delete);
+        assert!(!config.reap_finished);
         assert_eq!(
             config.expected_gateway_address("foo").as_deref(),
             Some("pod-gateway-foo-main.gateway-system.svc.cluster.local")
@@ -517,6 +523,7 @@ pub(crate) mod tests {
             ("client_image", "alpine curl", "is not an image reference"),
             ("client_restart_policy", "always", "is none of Always, OnFailure, Never"),
             ("allow_event_args", "yes", "is neither true nor false"),
+            ("reap_finished", "1", "is neither true nor false"),
             ("allow_template_init_containers", "1", "is neither true nor false"),
             ("client_pod_template", "{", "is not JSON"),
             ("client_pod_template", r#"{"spec": {"containerz": []}}"#, r#"unknown field "spec.containerz""#),

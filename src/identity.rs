@@ -1,5 +1,6 @@
 //! Stable identities derived from what identifies an event: CloudEvents are unique by
-//! `source` + `id`, so redeliveries of one event name the same pod and get the same reply id.
+//! `source` + `id`, so redeliveries of one event name the same pod and get the same reply id;
+//! a pod is unique by its `uid`, so every change of one pod says the same lifecycle event id.
 
 use sha2::{Digest, Sha256};
 
@@ -11,17 +12,24 @@ pub struct EventKey {
 }
 
 impl EventKey {
-    /// SHA-256 over the key's fields and `extra`, each prefixed with its length as a 64-bit
-    /// big-endian integer, so that no two different field lists hash the same bytes
-    /// (`("a-b","c")` and `("a","b-c")` differ). Pod names depend on this: never change it.
+    /// The [`digest`] of the key's source and id, then `extra`. Pod names depend on this:
+    /// never change it.
     pub fn digest(&self, extra: &[&str]) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        for field in [self.source.as_str(), self.id.as_str()].iter().chain(extra) {
-            hasher.update((field.len() as u64).to_be_bytes());
-            hasher.update(field.as_bytes());
-        }
-        hasher.finalize().into()
+        let key = [self.source.as_str(), self.id.as_str()];
+        digest(&key.iter().chain(extra).copied().collect::<Vec<_>>())
     }
+}
+
+/// SHA-256 over `fields`, each prefixed with its length as a 64-bit big-endian integer, so
+/// that no two different field lists hash the same bytes (`("a-b","c")` and `("a","b-c")`
+/// differ).
+pub fn digest(fields: &[&str]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for field in fields {
+        hasher.update((field.len() as u64).to_be_bytes());
+        hasher.update(field.as_bytes());
+    }
+    hasher.finalize().into()
 }
 
 /// Lowercase hex.

@@ -17,6 +17,15 @@ pub fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// The string field `name` of an object; absent or `null` is `None`.
+pub fn string_field(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(format!("`{name}` must be a string, not {}", kind(other))),
+    }
+}
+
 /// The value as an object, made one (empty) if it is not.
 pub fn as_object(value: &mut Value) -> &mut Map<String, Value> {
     match value {

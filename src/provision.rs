@@ -7,23 +7,13 @@
 use http::StatusCode;
 
 use crate::config::{Config, RoutingGuard};
-use crate::kube::requests::{create_pod, delete_pod, get_pod, remove_scheduling_gate};
+use crate::kube::KubeApi;
+use crate::kube::calls::{CallFailure, PodCalls, api_failure, unavailable};
+use crate::kube::requests::{Deletion, create_pod};
 use crate::kube::responses::{ApiError, PodView};
-use crate::kube::{KubeApi, TransportError};
 use crate::pod::name::pod_name;
 use crate::pod::routing::{ROUTING_GATE, Routing, is_gated, routing};
 use crate::pod::shape::{ClientRequest, EVENT_ID_ANNOTATION, EVENT_SOURCE_ANNOTATION, client_pod};
-
-/// Why an API exchange did not give the component what it needed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CallFailure {
-    /// It will fail the same way again; the message says what to fix.
-    Refused(String),
-    /// It may work later (overload, server errors, timeouts, no connection, a race).
-    Unavailable { message: String, retry_after: Option<u64> },
-    /// The deployment cannot reach the API at all (outside `allowed_outbound_hosts`).
-    Misconfigured(String),
-}
 
 /// A client pod that exists for the event and may run.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +32,7 @@ pub struct Provisioning {
 
 /// Creates the pod and guards its routing (`routing_guard`).
 pub fn provision(config: &Config, request: &ClientRequest, api: &mut impl KubeApi) -> Provisioning {
-    let mut calls = Calls { api, config, statuses: Vec::new() };
+    let mut calls = PodCalls::new(api, config);
     let pod = create_or_adopt(&mut calls, request).and_then(|found| guard(&mut calls, request, &found));
     Provisioning { pod, api_statuses: calls.statuses }
 }
@@ -57,7 +47,10 @@ struct Found {
 }
 
 /// The pod of this event: the one created now, or the one an earlier delivery made.
-fn create_or_adopt(calls: &mut Calls<impl KubeApi>, request: &ClientRequest) -> Result<Found, CallFailure> {
+fn create_or_adopt(
+    calls: &mut PodCalls<impl KubeApi>,
+    request: &ClientRequest,
+) -> Result<Found, CallFailure> {
     let config = calls.config;
     let pod = client_pod(config, request).map_err(CallFailure::Refused)?;
     let name = pod_name(&config.client_name_prefix, &request.event);
@@ -73,19 +66,11 @@ fn create_or_adopt(calls: &mut Calls<impl KubeApi>, request: &ClientRequest) -> 
         return Err(api_failure(&ApiError::from_response(&created), &format!("create pod {pod_ref}")));
     }
 
-    let existing = calls.send(get_pod(config, &name), &format!("read pod {pod_ref}"))?;
-    if existing.status() == StatusCode::NOT_FOUND {
+    let Some(existing) = calls.get(&name)? else {
         return Err(unavailable(format!(
             "pod {pod_ref} already existed but was gone when read; redelivery will create it"
         )));
-    }
-    if !existing.status().is_success() {
-        return Err(api_failure(
-            &ApiError::from_response(&existing),
-            &format!("read existing pod {pod_ref}"),
-        ));
-    }
-    let existing = PodView::parse(existing.body()).map_err(unavailable)?;
+    };
     let made_for = |key: &str| existing.metadata.annotations.get(key).map(String::as_str);
     if made_for(EVENT_SOURCE_ANNOTATION) == Some(&request.event.source)
         && made_for(EVENT_ID_ANNOTATION) == Some(&request.event.id)
@@ -103,7 +88,7 @@ fn create_or_adopt(calls: &mut Calls<impl KubeApi>, request: &ClientRequest) -> 
 /// Lets a routed pod run (removes the routing gate it may carry) and deletes an unrouted one.
 /// In a dry run nothing is changed, and the answer says what would have happened.
 fn guard(
-    calls: &mut Calls<impl KubeApi>,
+    calls: &mut PodCalls<impl KubeApi>,
     request: &ClientRequest,
     found: &Found,
 ) -> Result<Provisioned, CallFailure> {
@@ -120,14 +105,14 @@ fn guard(
         }
     };
     if is_gated(pod) && !config.dry_run {
-        calls.release_gate(&found.name, &pod.metadata.uid)?;
+        calls.release_gate(&found.name, &pod.metadata.uid, ROUTING_GATE)?;
     }
     Ok(Provisioned { name: found.name.clone(), gateway_address: address })
 }
 
 /// Deletes a pod that is not routed; the answer is always a failure, saying why.
 fn remove_unrouted(
-    calls: &mut Calls<impl KubeApi>,
+    calls: &mut PodCalls<impl KubeApi>,
     request: &ClientRequest,
     found: &Found,
     why: &str,
@@ -153,7 +138,7 @@ fn remove_unrouted(
         (false, true) => "right after it was created",
         (false, false) => "now; nothing held it back, so it may have run unrouted until then",
     };
-    match calls.delete(&found.name, &pod.metadata.uid) {
+    match calls.delete(&found.name, &pod.metadata.uid, Deletion::Now) {
         Ok(()) => CallFailure::Refused(format!(
             "pod {pod_ref} was not routed through gateway {gateway}: {why}; it was deleted {when}; {checks}"
         )),
@@ -165,149 +150,14 @@ fn remove_unrouted(
     }
 }
 
-/// The API calls of one provisioning, with the status of every answer.
-struct Calls<'a, A> {
-    api: &'a mut A,
-    config: &'a Config,
-    statuses: Vec<u16>,
-}
-
-impl<A: KubeApi> Calls<'_, A> {
-    fn pod_ref(&self, name: &str) -> String {
-        format!("{}/{name}", self.config.client_namespace)
-    }
-
-    /// Sends one request; an answer of any status is `Ok` (and its status recorded).
-    fn send(
-        &mut self,
-        request: Result<http::Request<Vec<u8>>, String>,
-        action: &str,
-    ) -> Result<http::Response<Vec<u8>>, CallFailure> {
-        let request =
-            request.map_err(|problem| CallFailure::Refused(format!("cannot {action}: {problem}")))?;
-        let config = self.config;
-        match self.api.send(request, config.api_timeout) {
-            Ok(response) => {
-                self.statuses.push(response.status().as_u16());
-                Ok(response)
-            }
-            Err(TransportError::Denied(detail)) => Err(CallFailure::Misconfigured(format!(
-                "the host refused the request to {}: k8s_api_url must be listed in the \
-                 component's allowed_outbound_hosts in spin.toml ({detail})",
-                config.api
-            ))),
-            Err(TransportError::TimedOut) => Err(unavailable(format!(
-                "the Kubernetes API did not answer within {} s (k8s_timeout_seconds)",
-                config.api_timeout.as_secs()
-            ))),
-            Err(TransportError::Failed(detail)) => {
-                Err(unavailable(format!("cannot reach the Kubernetes API at {}: {detail}", config.api)))
-            }
-        }
-    }
-
-    /// Removes the routing gate from the pod `name` whose uid is `uid`.
-    fn release_gate(&mut self, name: &str, uid: &str) -> Result<(), CallFailure> {
-        let action = format!("remove the routing gate of pod {}", self.pod_ref(name));
-        let request = remove_scheduling_gate(self.config, name, uid, ROUTING_GATE);
-        let answer = self.send(request, &action)?;
-        match answer.status() {
-            status if status.is_success() => Ok(()),
-            // Gone, or replaced by a newer pod of the same name (whose uid differs): a
-            // redelivery finds and checks whatever is there now.
-            StatusCode::NOT_FOUND | StatusCode::UNPROCESSABLE_ENTITY => Err(unavailable(format!(
-                "could not {action}: {}; the pod was deleted or replaced meanwhile",
-                ApiError::from_response(&answer)
-            ))),
-            _ => Err(api_failure(&ApiError::from_response(&answer), &action)),
-        }
-    }
-
-    /// Deletes the pod `name` whose uid is `uid`; one that is already gone counts as deleted.
-    fn delete(&mut self, name: &str, uid: &str) -> Result<(), CallFailure> {
-        let action = format!("delete pod {}", self.pod_ref(name));
-        let answer = self.send(delete_pod(self.config, name, uid), &action)?;
-        match answer.status() {
-            status if status.is_success() || status == StatusCode::NOT_FOUND => Ok(()),
-            // A newer pod of the same name: a redelivery checks it.
-            StatusCode::CONFLICT => Err(unavailable(format!(
-                "could not {action}: {}; a newer pod of that name exists",
-                ApiError::from_response(&answer)
-            ))),
-            _ => Err(api_failure(&ApiError::from_response(&answer), &action)),
-        }
-    }
-}
-
-fn unavailable(message: String) -> CallFailure {
-    CallFailure::Unavailable { message, retry_after: None }
-}
-
-fn api_failure(error: &ApiError, action: &str) -> CallFailure {
-    if error.is_transient() {
-        return CallFailure::Unavailable {
-            message: format!("the Kubernetes API could not {action} for now: {error}"),
-            retry_after: error.retry_after,
-        };
-    }
-    let hint = match error.code {
-        401 => "; check k8s_token (the component's service-account token)",
-        403 => {
-            "; check the Role bound to the component's ServiceAccount (create, get, patch and delete on \
-             pods) and that client_namespace is not being deleted"
-        }
-        404 => "; check client_namespace",
-        422 => {
-            "; check client_pod_template, client_image, client_command, client_name_prefix, gateway_annotation and gateway_label"
-        }
-        _ => "",
-    };
-    CallFailure::Refused(format!("the Kubernetes API refused to {action}: {error}{hint}"))
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::config::tests::load_with;
+    use crate::kube::TransportError;
+    use crate::kube::calls::tests::{ScriptedApi, answer, status};
     use crate::pod::shape::tests::request;
     use serde_json::{Value, json};
-    use std::collections::VecDeque;
-
-    /// Answers from a script and records what was sent.
-    pub(crate) struct ScriptedApi {
-        answers: VecDeque<Result<http::Response<Vec<u8>>, TransportError>>,
-        pub(crate) sent: Vec<http::Request<Vec<u8>>>,
-    }
-
-    impl ScriptedApi {
-        pub(crate) fn new(answers: Vec<Result<http::Response<Vec<u8>>, TransportError>>) -> Self {
-            ScriptedApi { answers: answers.into(), sent: Vec::new() }
-        }
-    }
-
-    impl KubeApi for ScriptedApi {
-        fn send(
-            &mut self,
-            request: http::Request<Vec<u8>>,
-            _timeout: std::time::Duration,
-        ) -> Result<http::Response<Vec<u8>>, TransportError> {
-            self.sent.push(request);
-            self.answers.pop_front().expect("an unexpected API call")
-        }
-    }
-
-    fn answer(code: u16, body: Value) -> Result<http::Response<Vec<u8>>, TransportError> {
-        Ok(http::Response::builder()
-            .status(code)
-            .header("content-type", "application/json")
-            .body(body.to_string().into_bytes())
-            .unwrap())
-    }
-
-    fn status(code: u16, reason: &str, message: &str) -> Value {
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-               "message": message, "reason": reason, "code": code})
-    }
 
     fn existing_pod(source: &str, id: &str) -> Value {
         json!({"kind": "Pod", "apiVersion": "v1", "metadata": {

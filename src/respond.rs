@@ -72,8 +72,12 @@ pub enum Outcome {
     Done(Reply),
     /// It cannot succeed and retrying will not help: `200` with a reply saying why.
     Failed(Reply),
-    /// Not an event type the component handles: `204`, no reply.
-    Ignored,
+    /// Nothing to do or to say (a type the component does not handle, a pod change that
+    /// changes nothing): `204`, no reply; the log line says why when there is more to say.
+    Ignored(Option<String>),
+    /// An event of a type the component handles whose data it cannot use, and for which the
+    /// type has no `failed` reply: `400`, which Knative does not retry (it dead-letters it).
+    Unusable(String),
     /// It may work later: `503` (with `Retry-After` when known), so that the broker redelivers.
     Retry { message: String, retry_after: Option<u64> },
     /// The deployment is wrong (a variable, the outbound hosts): `500`.
@@ -159,9 +163,10 @@ pub fn answer(
     let (answer, log_outcome, message) = match outcome {
         Outcome::Done(reply) => reply_answer(reply, LogOutcome::Done, now),
         Outcome::Failed(reply) => reply_answer(reply, LogOutcome::Failed, now),
-        Outcome::Ignored => {
-            (HttpAnswer { status: 204, headers: vec![], body: vec![] }, LogOutcome::Ignored, None)
+        Outcome::Ignored(why) => {
+            (HttpAnswer { status: 204, headers: vec![], body: vec![] }, LogOutcome::Ignored, why)
         }
+        Outcome::Unusable(message) => (HttpAnswer::error(400, &message), LogOutcome::Rejected, Some(message)),
         Outcome::Retry { message, retry_after } => {
             let message = format!("{message}; redeliver the event later");
             let answer = HttpAnswer::error(503, &message);

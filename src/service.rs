@@ -38,8 +38,8 @@ mod tests {
     use super::*;
     use crate::config::tests::spin_defaults;
     use crate::contract::{self, DONE, FAILED, PENDING, POD_42 as NAME, REPLY_SOURCE};
+    use crate::kube::calls::tests::ScriptedApi;
     use crate::kube::{KubeApi, TransportError};
-    use crate::provision::tests::ScriptedApi;
     use crate::respond::LogOutcome;
     use http::HeaderValue;
     use serde_json::{Value, json};

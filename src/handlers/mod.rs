@@ -2,11 +2,14 @@
 //! is acknowledged and ignored (`204`), without reading the configuration.
 
 pub mod pending;
+pub mod pod_change;
+pub mod release;
 
 use crate::cloudevents::{ReceivedEvent, Reply};
 use crate::config::Config;
 use crate::host::Host;
-use crate::provision::CallFailure;
+use crate::kube::calls::CallFailure;
+use crate::pod::lifecycle::Change;
 use crate::respond::{Handled, Outcome};
 
 /// Hands the event to the handler of its type, with the configuration loaded: a bad
@@ -14,7 +17,14 @@ use crate::respond::{Handled, Outcome};
 pub fn dispatch(event: &ReceivedEvent, host: &mut impl Host) -> Handled {
     match event.event_type.as_str() {
         pending::TYPE => configured(host, |config, api| pending::handle(event, config, api)),
-        _ => Handled::new(Outcome::Ignored),
+        pod_change::UPDATED => {
+            configured(host, |config, api| pod_change::handle(event, Change::Updated, config, api))
+        }
+        pod_change::DELETED => {
+            configured(host, |config, api| pod_change::handle(event, Change::Deleted, config, api))
+        }
+        release::TYPE => configured(host, |config, api| release::handle(event, config, api)),
+        _ => Handled::new(Outcome::Ignored(None)),
     }
 }
 

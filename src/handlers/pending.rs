@@ -9,10 +9,11 @@ use crate::handlers::failure_outcome;
 use crate::identity::EventKey;
 use crate::json;
 use crate::kube::KubeApi;
+use crate::kube::calls::CallFailure;
 use crate::names;
 use crate::pod::name::pod_name;
 use crate::pod::shape::ClientRequest;
-use crate::provision::{CallFailure, provision};
+use crate::provision::provision;
 use crate::respond::{Handled, Outcome};
 
 pub const TYPE: &str = "io.podgateway.client.pending";
@@ -51,7 +52,7 @@ pub fn handle(event: &ReceivedEvent, config: &Config, api: &mut impl KubeApi) ->
             let gateway_name = data.gateway_name.clone();
             client_request(event, data, config).map_err(|problem| failed(problem, gateway_name))
         });
-    let mut handled = Handled::new(Outcome::Ignored);
+    let mut handled = Handled::new(Outcome::Ignored(None));
     handled.namespace = Some(config.client_namespace.clone());
     let request = match checked {
         Ok(request) => request,
@@ -110,21 +111,8 @@ fn failed_reply(request: &EventKey, message: String, gateway_name: Option<String
 /// string `message`; other fields are ignored.
 fn pending_data(event: &ReceivedEvent) -> Result<PendingData, DataProblem> {
     let problem = |problem: String| DataProblem { problem, gateway_name: None };
-    let value = match event.json_data().map_err(problem)? {
-        None => return Err(problem(r#"the event has no data; expected {"gateway_name": "…"}"#.into())),
-        Some(value) => value,
-    };
-    let Value::Object(fields) = value else {
-        return Err(problem(format!(
-            r#"data must be a JSON object such as {{"gateway_name": "foo"}}, not {}"#,
-            json::kind(&value)
-        )));
-    };
-    let string_field = |name: &str| match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(other) => Err(format!("`{name}` must be a string, not {}", json::kind(other))),
-    };
+    let fields = event.object_data(r#"{"gateway_name": "foo"}"#).map_err(problem)?;
+    let string_field = |name: &str| json::string_field(&fields, name);
     let gateway_name = string_field("gateway_name").map_err(problem)?;
     let named = |problem| DataProblem { problem, gateway_name: gateway_name.clone() };
     let message = string_field("message").map_err(named)?;

@@ -1,7 +1,8 @@
 //! The Kubernetes API as the component uses it: how a request is sent (a trait the host
-//! implements), the requests it makes ([`requests`]), and how it reads the answers
-//! ([`responses`]).
+//! implements), the requests it makes ([`requests`]), how it reads the answers
+//! ([`responses`]), and what the answers of one event's calls mean ([`calls`]).
 
+pub mod calls;
 pub mod requests;
 pub mod responses;
 

@@ -1,5 +1,5 @@
 //! The requests the component makes, built with kube-core's client-less request builder:
-//! create a pod, get it after a 409, remove its scheduling gate, delete it.
+//! create a pod, get it, remove its scheduling gate, delete it.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube_core::params::{DeleteParams, GetParams, Patch, PatchParams, PostParams, Preconditions};
@@ -47,11 +47,27 @@ pub fn remove_scheduling_gate(
     authorized(config, request)
 }
 
-/// Deletes the pod `name` whose uid is `uid` (a newer pod of the same name answers 409), at
-/// once: a pod that must not run gets no grace period.
-pub fn delete_pod(config: &Config, name: &str, uid: &str) -> Result<http::Request<Vec<u8>>, String> {
+/// How a pod is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// At once, with no grace period: a pod that must not run.
+    Now,
+    /// With the pod's own grace period, so that its containers (a gateway sidecar still
+    /// running) stop cleanly: a pod whose work is over.
+    Graceful,
+}
+
+/// Deletes the pod `name` whose uid is `uid` (a newer pod of the same name answers 409); in a
+/// dry run, only as `dryRun=All`.
+pub fn delete_pod(
+    config: &Config,
+    name: &str,
+    uid: &str,
+    deletion: Deletion,
+) -> Result<http::Request<Vec<u8>>, String> {
     let params = DeleteParams {
-        grace_period_seconds: Some(0),
+        dry_run: config.dry_run,
+        grace_period_seconds: (deletion == Deletion::Now).then_some(0),
         preconditions: Some(Preconditions { uid: Some(uid.to_owned()), resource_version: None }),
         ..DeleteParams::default()
     };

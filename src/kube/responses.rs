@@ -86,16 +86,25 @@ pub struct PodView {
     pub metadata: PodMetaView,
     #[serde(default)]
     pub spec: PodSpecView,
+    #[serde(default)]
+    pub status: PodStatusView,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PodMetaView {
     #[serde(default)]
     pub name: String,
     #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
     pub uid: String,
     #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// Set once the pod is being deleted.
+    pub deletion_timestamp: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -107,6 +116,8 @@ pub struct PodSpecView {
     pub containers: Vec<ContainerView>,
     #[serde(default)]
     pub scheduling_gates: Vec<Named>,
+    pub node_name: Option<String>,
+    pub restart_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -135,6 +146,68 @@ pub struct EnvVarView {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Named {
     pub name: String,
+}
+
+/// What the kubelet last reported of the pod.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatusView {
+    /// `Pending`, `Running`, `Succeeded`, `Failed` or `Unknown`.
+    pub phase: Option<String>,
+    /// Why the pod is in this phase, in one word (`Evicted`, `DeadlineExceeded`).
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    #[serde(rename = "podIP")]
+    pub pod_ip: Option<String>,
+    pub start_time: Option<String>,
+    #[serde(default)]
+    pub conditions: Vec<ConditionView>,
+    #[serde(default)]
+    pub container_statuses: Vec<ContainerStatusView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ConditionView {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ContainerStatusView {
+    pub name: String,
+    #[serde(default)]
+    pub state: ContainerStateView,
+}
+
+/// At most one of them is set.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ContainerStateView {
+    pub running: Option<RunningView>,
+    pub terminated: Option<TerminatedView>,
+    pub waiting: Option<WaitingView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunningView {
+    pub started_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TerminatedView {
+    pub exit_code: i32,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct WaitingView {
+    pub reason: Option<String>,
+    pub message: Option<String>,
 }
 
 impl PodView {

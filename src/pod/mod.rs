@@ -3,6 +3,7 @@
 //! whether the admitted pod is routed through its gateway ([`routing`]).
 
 pub mod event_file;
+pub mod lifecycle;
 pub mod name;
 pub mod routing;
 pub mod schema;

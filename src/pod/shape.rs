@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{Config, RoutingGuard};
 use crate::identity::EventKey;
 use crate::json::{as_object, list_at, object_at};
+use crate::kube::responses::PodView;
 use crate::pod::event_file::{EVENT_ANNOTATION, add_event_file};
 use crate::pod::name::pod_name;
 use crate::pod::routing::ROUTING_GATE;
@@ -37,6 +38,13 @@ pub struct ClientRequest {
     pub args: Option<Vec<String>>,
     /// The triggering event as structured JSON.
     pub event_json: String,
+}
+
+/// Whether `pod` is a client pod of this provisioner: in the client namespace and labelled
+/// as managed by it.
+pub fn is_client_pod(pod: &PodView, client_namespace: &str) -> bool {
+    pod.metadata.namespace == client_namespace
+        && pod.metadata.labels.get(MANAGED_BY_LABEL.0).map(String::as_str) == Some(MANAGED_BY_LABEL.1)
 }
 
 /// The pod to create; `Err` when the event does not fit in its annotations.

@@ -9,6 +9,19 @@ pub const PENDING: &str = "io.podgateway.client.pending";
 pub const DONE: &str = "io.podgateway.client.scheduling.done";
 /// The reply when it does not and will not.
 pub const FAILED: &str = "io.podgateway.client.scheduling.failed";
+/// Asks for a client pod to be deleted; answered by RELEASE_DONE or RELEASE_FAILED.
+pub const RELEASE: &str = "io.podgateway.client.release";
+pub const RELEASE_DONE: &str = "io.podgateway.client.release.done";
+pub const RELEASE_FAILED: &str = "io.podgateway.client.release.failed";
+/// What Knative's ApiServerSource (Resource mode) sends when a watched pod changes or goes.
+pub const POD_UPDATED: &str = "dev.knative.apiserver.resource.update";
+pub const POD_DELETED: &str = "dev.knative.apiserver.resource.delete";
+/// The lifecycle events the component sends about a client pod, from those changes.
+pub const READY: &str = "io.podgateway.client.ready";
+pub const FINISHED: &str = "io.podgateway.client.finished";
+pub const GONE: &str = "io.podgateway.client.gone";
+/// The label that marks a client pod as this component's.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "podgateway-client-provisioner");
 /// The `source` of every event the component sends.
 pub const REPLY_SOURCE: &str = "podgateway/eventing/client/provisioner";
 

@@ -6,6 +6,7 @@
 
 #[path = "../common/contract.rs"]
 mod contract;
+mod lifecycle;
 mod pod_shape;
 mod provisioning;
 mod routing;
@@ -33,11 +34,16 @@ macro_rules! scenarios {
 
 fn main() {
     let args = Arguments::from_args();
-    let scenarios: Vec<&Scenario> =
-        [provisioning::SCENARIOS, routing::SCENARIOS, pod_shape::SCENARIOS, wire::SCENARIOS]
-            .into_iter()
-            .flatten()
-            .collect();
+    let scenarios: Vec<&Scenario> = [
+        provisioning::SCENARIOS,
+        routing::SCENARIOS,
+        pod_shape::SCENARIOS,
+        lifecycle::SCENARIOS,
+        wire::SCENARIOS,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let mut trials = vec![Trial::test("the_component_imports_only_wasi_and_spin_variables", || {
         the_component_imports_only_wasi_and_spin_variables();
         Ok(())

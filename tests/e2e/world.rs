@@ -10,7 +10,10 @@ use podgateway_test_harness::http_client::{Response, send_blocking};
 use podgateway_test_harness::{App, AppSpec, FakeKube, Runtime};
 use serde_json::{Value, json};
 
-pub use crate::contract::{DONE, FAILED, PENDING, POD_42, REPLY_SOURCE, binary_headers as binary};
+pub use crate::contract::{
+    DONE, FAILED, FINISHED, GONE, PENDING, POD_42, POD_DELETED, POD_UPDATED, READY, RELEASE, RELEASE_DONE,
+    RELEASE_FAILED, REPLY_SOURCE, binary_headers as binary,
+};
 
 /// The component in its host with a fake API server behind it. The component's token may do
 /// what `kube::POD_VERBS` says on pods in `default`, nothing else, as `deploy/rbac.yaml` grants.
@@ -70,6 +73,29 @@ impl World {
 
     pub fn pending(&self, id: &str, data: &str) -> Response {
         self.post(&binary(id, PENDING), data)
+    }
+
+    /// What Knative's ApiServerSource (Resource mode) sends when `pod` changed or went:
+    /// binary mode, an id of its own, the API server as source, the object's path as subject,
+    /// the `kind`/`name`/`namespace` extensions, the whole object as JSON data.
+    pub fn pod_change(&self, event_type: &str, id: &str, pod: &Value) -> Response {
+        let meta = &pod["metadata"];
+        let (name, namespace) =
+            (meta["name"].as_str().unwrap_or(""), meta["namespace"].as_str().unwrap_or(""));
+        let subject = format!("/apis/v1/namespaces/{namespace}/pods/{name}");
+        let headers = [
+            ("ce-specversion", "1.0"),
+            ("ce-id", id),
+            ("ce-source", "https://10.96.0.1:443"),
+            ("ce-type", event_type),
+            ("ce-subject", subject.as_str()),
+            ("ce-time", "2026-12-01T10:03:41.511620Z"),
+            ("ce-kind", "Pod"),
+            ("ce-name", name),
+            ("ce-namespace", namespace),
+            ("content-type", "application/json"),
+        ];
+        self.post(&headers, &pod.to_string())
     }
 
     /// Counts a request sent some other way (a raw connection): it writes a log line too.

@@ -3,6 +3,7 @@
 //! where they come from, are in the documentation of `tests/harness/src/fake_kube/mod.rs`).
 
 mod admission;
+mod kubelet;
 mod updates;
 
 use podgateway_test_harness::http_client::{Response, send_blocking};

@@ -8,8 +8,8 @@
 //!   and is reported. The CRD kinds (SpinApp, SpinAppExecutor, Broker, Trigger, the
 //!   Kustomization), the pod-gateway Helm values and Spin's runtime config go through typed
 //!   structs with `deny_unknown_fields` that name the fields this project uses, with their
-//!   types (`crds.rs`; the rule is in `rules/kinds.rs`, with: no cluster-wide RBAC, every
-//!   namespace used exists).
+//!   types (`crds.rs`, with the ApiServerSource and the EventType; the rule is in
+//!   `rules/kinds.rs`, with: no cluster-wide RBAC, every namespace used exists).
 //! - The set is consistent (`rules/`, one file per concern):
 //!   - `spin.rs`: the SpinApp runs on the shim (executor → RuntimeClass → handler) with a
 //!     versioned image; every Spin variable is fed to the SpinApp and nothing else is, from
@@ -23,6 +23,11 @@
 //!   - `routing.rs`: the namespace the component writes to is the one the gateways route,
 //!     and the gateways match the annotation and label the component writes.
 //!   - `kustomize.rs`: `kubectl apply -k deploy/` applies exactly these manifests.
+//!   - `lifecycle.rs`: the ApiServerSource watches exactly the client Pods, in Resource mode,
+//!     with a Role of get/list/watch on pods, and sends to the Broker's ingress; the Pod
+//!     updates, deletions and release events each reach the component through one Trigger;
+//!     every type the component consumes or produces has one EventType naming its data
+//!     fields (the contract's list of fields per type is there).
 //!
 //! Each consistency rule is a function that returns the problems it finds (all of them in
 //! `rules::RULES`). Next to the test that runs it on the real files, a test breaks a copy
@@ -43,7 +48,7 @@ use load::{Doc, Manifests, is_helm_values, load, parse_yaml_documents, root, yam
 use rules::eventing::iso8601_seconds;
 use rules::identity::url_host;
 use rules::routing::ROUTED_LABEL;
-use rules::{RULES, Rule, eventing, identity, kinds, kustomize, rbac, routing, spin};
+use rules::{RULES, Rule, eventing, identity, kinds, kustomize, lifecycle, rbac, routing, spin};
 
 // ---------------------------------------------------------------------------------------
 // Running a rule on the real files and on a broken copy
@@ -101,6 +106,19 @@ fn variable_mut<'a>(m: &'a mut Manifests, name: &str) -> &'a mut Value {
         .unwrap_or_else(|| panic!("no SpinApp variable {name}"))
 }
 
+fn api_server_source_mut(m: &mut Manifests) -> &mut Value {
+    doc_mut(m, "ApiServerSource", "client-pods")
+}
+
+/// The ApiServerSource's Role.
+fn watcher_role_mut(m: &mut Manifests) -> &mut Value {
+    doc_mut(m, "Role", "client-pod-watcher")
+}
+
+fn ready_event_type_mut(m: &mut Manifests) -> &mut Value {
+    doc_mut(m, "EventType", "io-podgateway-client-ready")
+}
+
 /// The Helm values of gateway `name` (deploy/pod-gateway-<name>-values.yaml).
 fn gateway_mut<'a>(m: &'a mut Manifests, name: &str) -> &'a mut Value {
     m.helm_values
@@ -142,6 +160,9 @@ fn every_yaml_document_parses() {
     for kind in ["SpinAppExecutor", "RuntimeClass", "Broker", "Trigger", "Deployment", "Service"] {
         assert!(m.of_kind(kind).next().is_some(), "no {kind}");
     }
+    for kind in ["ApiServerSource", "EventType"] {
+        assert!(m.of_kind(kind).next().is_some(), "no {kind}");
+    }
     assert_eq!(m.helm_values.len(), 2, "two pod-gateway values files (foo, bar)");
 }
 
@@ -181,6 +202,28 @@ fn an_unknown_or_mistyped_field_in_a_crd_kind_is_caught() {
     assert_catches(kinds::check_known_kinds_and_fields, "filters", |m| {
         doc_mut(m, "Trigger", "client-provisioner")["spec"]["filters"] = json!([]);
     });
+    assert_catches(kinds::check_known_kinds_and_fields, "owner", |m| {
+        doc_mut(m, "ApiServerSource", "client-pods")["spec"]["owner"] =
+            json!({"apiVersion": "v1", "kind": "Pod"});
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "spec.resources[0].selector.matchLabel", |m| {
+        doc_mut(m, "ApiServerSource", "client-pods")["spec"]["resources"][0]["selector"]["matchLabel"] =
+            json!({"app.kubernetes.io/managed-by": "podgateway-client-provisioner"});
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "unknown field `labelSelector`", |m| {
+        doc_mut(m, "ApiServerSource", "client-pods")["spec"]["resources"][0]["labelSelector"] = json!({});
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "broker", |m| {
+        doc_mut(m, "EventType", "io-podgateway-client-ready")["spec"]["broker"] = json!("podgateway");
+    });
+    assert_catches(
+        kinds::check_known_kinds_and_fields,
+        "unexpected kind EventType (eventing.knative.dev/v1beta3)",
+        |m| {
+            doc_mut(m, "EventType", "io-podgateway-client-ready")["apiVersion"] =
+                json!("eventing.knative.dev/v1beta3");
+        },
+    );
 }
 
 #[test]
@@ -383,7 +426,7 @@ fn a_role_granting_more_or_less_or_elsewhere_is_caught() {
     assert_catches(rbac::check_role_grants, "grants verbs", |m| {
         doc_mut(m, "Role", "client-provisioner")["rules"][0]["verbs"] = json!(["create"]);
     });
-    assert_catches(rbac::check_role_grants, "only uses core pods", |m| {
+    assert_catches(rbac::check_role_grants, "only core pods are needed", |m| {
         doc_mut(m, "Role", "client-provisioner")["rules"][0]["resources"] = json!(["pods", "secrets"]);
     });
     assert_catches(rbac::check_role_grants, "expected one rule", |m| {
@@ -455,6 +498,237 @@ fn broken_eventing_wiring_is_caught() {
         doc_mut(m, "Trigger", "client-provisioner")["spec"]["subscriber"]["ref"]["name"] =
             json!("cloudevents-player");
     });
+}
+
+#[test]
+fn the_client_pods_are_watched_and_their_events_reach_the_component() {
+    assert_holds(lifecycle::check_api_server_source);
+    assert_holds(lifecycle::check_api_server_source_rbac);
+    assert_holds(lifecycle::check_lifecycle_triggers);
+    assert_holds(lifecycle::check_event_types);
+}
+
+#[test]
+fn the_lifecycle_contract_lists_every_type_once() {
+    let consumed: Vec<&str> = lifecycle::CONSUMED.iter().map(|c| c.event_type).collect();
+    let produced: Vec<&str> = lifecycle::PRODUCED.iter().map(|c| c.event_type).collect();
+    assert_eq!(
+        consumed,
+        [contract::PENDING, contract::POD_UPDATED, contract::POD_DELETED, contract::RELEASE]
+    );
+    assert_eq!(
+        produced,
+        [
+            contract::DONE,
+            contract::FAILED,
+            contract::READY,
+            contract::FINISHED,
+            contract::GONE,
+            contract::RELEASE_DONE,
+            contract::RELEASE_FAILED
+        ]
+    );
+    let all: std::collections::BTreeSet<&str> = consumed.iter().chain(&produced).copied().collect();
+    assert_eq!(all.len(), 11, "a type both consumed and produced, or twice");
+    for c in lifecycle::CONSUMED.iter().chain(&lifecycle::PRODUCED) {
+        assert!(!c.fields.is_empty(), "{}: no data fields", c.event_type);
+    }
+}
+
+#[test]
+fn a_broken_api_server_source_is_caught() {
+    assert_catches(lifecycle::check_api_server_source, "mode must be Resource", |m| {
+        api_server_source_mut(m)["spec"]["mode"] = json!("Reference");
+    });
+    assert_catches(lifecycle::check_api_server_source, "must be in the client namespace", |m| {
+        api_server_source_mut(m)["metadata"]["namespace"] = json!("podgateway-system");
+    });
+    assert_catches(lifecycle::check_api_server_source, "must be in the client namespace", |m| {
+        config_mut(m)["client_namespace"] = json!("podgateway-pods");
+    });
+    assert_catches(lifecycle::check_api_server_source, "no namespaceSelector", |m| {
+        api_server_source_mut(m)["spec"]["namespaceSelector"] =
+            json!({"matchLabels": {"routed-gateway": "true"}});
+    });
+    assert_catches(lifecycle::check_api_server_source, "must watch v1 Pod", |m| {
+        api_server_source_mut(m)["spec"]["resources"][0]["kind"] = json!("Event");
+    });
+    assert_catches(lifecycle::check_api_server_source, "must watch exactly one resource", |m| {
+        let resources = api_server_source_mut(m)["spec"]["resources"].as_array_mut().unwrap();
+        resources.push(json!({"apiVersion": "v1", "kind": "Event"}));
+    });
+    assert_catches(lifecycle::check_api_server_source, "the Pod selector must be exactly matchLabels", |m| {
+        api_server_source_mut(m)["spec"]["resources"][0]["selector"]["matchLabels"] =
+            json!({"app.kubernetes.io/name": "podgateway-client"});
+    });
+    assert_catches(lifecycle::check_api_server_source, "the Pod selector must be exactly matchLabels", |m| {
+        api_server_source_mut(m)["spec"]["resources"][0].as_object_mut().unwrap().remove("selector");
+    });
+    assert_catches(lifecycle::check_api_server_source, "the Pod selector must be exactly matchLabels", |m| {
+        api_server_source_mut(m)["spec"]["resources"][0]["selector"]["matchExpressions"] =
+            json!([{"key": "podgateway.io/gateway", "operator": "Exists"}]);
+    });
+    assert_catches(lifecycle::check_api_server_source, "is not a ServiceAccount", |m| {
+        api_server_source_mut(m)["spec"]["serviceAccountName"] = json!("default");
+    });
+    assert_catches(lifecycle::check_api_server_source, "serviceAccountName must be set", |m| {
+        api_server_source_mut(m)["spec"].as_object_mut().unwrap().remove("serviceAccountName");
+    });
+    assert_catches(lifecycle::check_api_server_source, "not a ref", |m| {
+        api_server_source_mut(m)["spec"]["sink"] = json!({"ref": {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker",
+                                                   "name": "podgateway", "namespace": "podgateway-system"}});
+    });
+    assert_catches(
+        lifecycle::check_api_server_source,
+        "is not the ingress of Broker podgateway-system/podgateway",
+        |m| {
+            api_server_source_mut(m)["spec"]["sink"]["uri"] = json!(
+                "http://broker-ingress.knative-eventing.svc.cluster.local/podgateway-clients/podgateway"
+            );
+        },
+    );
+    assert_catches(lifecycle::check_api_server_source, "expected exactly one ApiServerSource", |m| {
+        m.docs.retain(|d| d.kind() != "ApiServerSource");
+    });
+}
+
+#[test]
+fn an_api_server_source_role_granting_more_or_less_is_caught() {
+    assert_catches(lifecycle::check_api_server_source_rbac, "the source needs exactly", |m| {
+        watcher_role_mut(m)["rules"][0]["verbs"] = json!(["get", "list"]);
+    });
+    assert_catches(lifecycle::check_api_server_source_rbac, "the source needs exactly", |m| {
+        watcher_role_mut(m)["rules"][0]["verbs"] = json!(["get", "list", "watch", "delete"]);
+    });
+    assert_catches(lifecycle::check_api_server_source_rbac, "only core pods are needed", |m| {
+        watcher_role_mut(m)["rules"][0]["resources"] = json!(["pods", "pods/log"]);
+    });
+    assert_catches(lifecycle::check_api_server_source_rbac, "expected one rule", |m| {
+        let rules = watcher_role_mut(m)["rules"].as_array_mut().unwrap();
+        rules.push(json!({"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]}));
+    });
+    assert_catches(
+        lifecycle::check_api_server_source_rbac,
+        "binds a Role to ServiceAccount client-pod-watcher",
+        |m| {
+            doc_mut(m, "RoleBinding", "client-pod-watcher")["subjects"][0]["namespace"] =
+                json!("podgateway-system");
+        },
+    );
+    assert_catches(
+        lifecycle::check_api_server_source_rbac,
+        "binds a Role to ServiceAccount client-pod-watcher",
+        |m| {
+            doc_mut(m, "RoleBinding", "client-pod-watcher")["roleRef"]["kind"] = json!("ClusterRole");
+        },
+    );
+    // The component's Role stays apart: binding it to the source's account too makes the
+    // source's grants wrong, and leaves no Role for the component.
+    let shared = |m: &mut Manifests| {
+        let subjects = doc_mut(m, "RoleBinding", "client-provisioner")["subjects"].as_array_mut().unwrap();
+        subjects.push(json!({"kind": "ServiceAccount", "name": "client-pod-watcher", "namespace": "podgateway-clients"}));
+    };
+    assert_catches(lifecycle::check_api_server_source_rbac, "the source needs exactly", shared);
+    assert_catches(rbac::check_role_grants, "expected exactly one Role for the component", shared);
+}
+
+#[test]
+fn a_lifecycle_event_that_does_not_reach_the_component_is_caught() {
+    assert_catches(lifecycle::check_lifecycle_triggers, "must filter exactly", |m| {
+        doc_mut(m, "Trigger", "client-provisioner-pod-updated")["spec"]["filter"]["attributes"]
+            .as_object_mut()
+            .unwrap()
+            .remove("namespace");
+    });
+    assert_catches(lifecycle::check_lifecycle_triggers, "must filter exactly", |m| {
+        doc_mut(m, "Trigger", "client-provisioner-release")["spec"]["filter"]["attributes"]["namespace"] =
+            json!("podgateway-clients");
+    });
+    assert_catches(lifecycle::check_lifecycle_triggers, "must filter exactly", |m| {
+        config_mut(m)["client_namespace"] = json!("podgateway-pods");
+    });
+    assert_catches(lifecycle::check_lifecycle_triggers, "must reach the component's Service", |m| {
+        doc_mut(m, "Trigger", "client-provisioner-release")["spec"]["subscriber"]["ref"]["name"] =
+            json!("cloudevents-player");
+    });
+    assert_catches(
+        lifecycle::check_lifecycle_triggers,
+        "must be on Broker podgateway-system/podgateway",
+        |m| {
+            doc_mut(m, "Trigger", "client-provisioner-pod-deleted")["spec"]["broker"] = json!("default");
+        },
+    );
+    assert_catches(
+        lifecycle::check_lifecycle_triggers,
+        &format!("expected exactly one Trigger for type {}, found 0", contract::POD_DELETED),
+        |m| m.docs.retain(|d| d.name() != "client-provisioner-pod-deleted"),
+    );
+    assert_catches(
+        lifecycle::check_lifecycle_triggers,
+        &format!("expected exactly one Trigger for type {}, found 2", contract::RELEASE),
+        |m| {
+            let mut copy = doc_mut(m, "Trigger", "client-provisioner-release").clone();
+            copy["metadata"]["name"] = json!("client-provisioner-release-2");
+            m.docs.push(Doc { file: "deploy/trigger.yaml".into(), value: copy });
+        },
+    );
+    assert_catches(eventing::check_component_trigger, "one of the types it consumes", |m| {
+        doc_mut(m, "Trigger", "client-provisioner-release")["spec"]["filter"]["attributes"]["type"] =
+            json!("io.podgateway.client.released");
+    });
+}
+
+#[test]
+fn an_event_type_missing_or_wrong_is_caught() {
+    assert_catches(lifecycle::check_event_types, "does not name the data field pod_ip", |m| {
+        let description = &mut ready_event_type_mut(m)["spec"]["description"];
+        *description = json!(description.as_str().unwrap().replace("pod_ip", "ip"));
+    });
+    assert_catches(lifecycle::check_event_types, "does not name the data field pod_deleted", |m| {
+        let description =
+            &mut doc_mut(m, "EventType", "io-podgateway-client-finished")["spec"]["description"];
+        *description = json!(description.as_str().unwrap().replace("pod_deleted", "reaped"));
+    });
+    assert_catches(lifecycle::check_event_types, "needs a description", |m| {
+        ready_event_type_mut(m)["spec"].as_object_mut().unwrap().remove("description");
+    });
+    assert_catches(
+        lifecycle::check_event_types,
+        &format!("expected exactly one EventType of type {}, found 0", contract::GONE),
+        |m| m.docs.retain(|d| d.name() != "io-podgateway-client-gone"),
+    );
+    assert_catches(
+        lifecycle::check_event_types,
+        &format!("expected exactly one EventType of type {}, found 2", contract::READY),
+        |m| {
+            let mut copy = ready_event_type_mut(m).clone();
+            copy["metadata"]["name"] = json!("client-ready");
+            m.docs.push(Doc { file: "deploy/eventtypes.yaml".into(), value: copy });
+        },
+    );
+    assert_catches(lifecycle::check_event_types, "neither consumed nor produced", |m| {
+        ready_event_type_mut(m)["spec"]["type"] = json!("io.podgateway.client.started");
+    });
+    assert_catches(lifecycle::check_event_types, "the EventType says", |m| {
+        ready_event_type_mut(m)["spec"]["source"] = json!("podgateway/client-provisioner");
+    });
+    assert_catches(lifecycle::check_event_types, "must not name one", |m| {
+        doc_mut(m, "EventType", "io-podgateway-client-pending")["spec"]["source"] = json!("quickstart");
+    });
+    assert_catches(
+        lifecycle::check_event_types,
+        "with a reference to Broker podgateway-system/podgateway",
+        |m| {
+            ready_event_type_mut(m)["spec"]["reference"]["name"] = json!("default");
+        },
+    );
+    assert_catches(
+        lifecycle::check_event_types,
+        "with a reference to Broker podgateway-system/podgateway",
+        |m| {
+            ready_event_type_mut(m)["metadata"]["namespace"] = json!("podgateway-clients");
+        },
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::contract;
 use crate::crds::{Broker, KReference, Trigger};
 use crate::load::{Doc, Manifests};
+use crate::rules::lifecycle;
 
 /// Seconds of a simple ISO-8601 duration such as `PT1S`, `PT0.5S`, `PT1M30S`.
 pub fn iso8601_seconds(duration: &str) -> Option<f64> {
@@ -102,12 +103,14 @@ pub fn check_trigger_wiring(m: &Manifests) -> Vec<String> {
     problems
 }
 
-/// Exactly one Trigger delivers to the SpinApp's Service, and it filters exactly the type
-/// the component consumes.
+/// Every Trigger that delivers to the SpinApp's Service filters a type the component
+/// consumes (lifecycle::CONSUMED; lifecycle.rs checks the filters of the lifecycle types),
+/// and exactly one of them delivers the pending events, filtering exactly their type.
 pub fn check_component_trigger(m: &Manifests) -> Vec<String> {
     let mut problems = Vec::new();
     let Some((app_doc, _)) = m.spin_app(&mut problems) else { return problems };
-    let mut component_triggers = 0;
+    let consumed: BTreeSet<&str> = lifecycle::CONSUMED.iter().map(|c| c.event_type).collect();
+    let mut pending_triggers = 0;
     for (doc, trigger) in m.all::<Trigger>("Trigger", &mut problems) {
         let to_app = trigger.spec.subscriber.reference.as_ref().is_some_and(|reference| {
             reference.kind == "Service"
@@ -117,8 +120,19 @@ pub fn check_component_trigger(m: &Manifests) -> Vec<String> {
         if !to_app {
             continue;
         }
-        component_triggers += 1;
         let attributes = trigger.spec.filter.as_ref().map(|f| f.attributes.clone()).unwrap_or_default();
+        let event_type = attributes.get("type").map(String::as_str).unwrap_or_default();
+        if !consumed.contains(event_type) {
+            problems.push(format!(
+                "{}: the component's Trigger must filter exactly type: one of the types it consumes {consumed:?}, \
+                 filters {attributes:?}",
+                doc.describe()
+            ));
+        }
+        if event_type != contract::PENDING {
+            continue;
+        }
+        pending_triggers += 1;
         let expected = BTreeMap::from([("type".to_owned(), contract::PENDING.to_owned())]);
         if attributes != expected {
             problems.push(format!(
@@ -128,9 +142,10 @@ pub fn check_component_trigger(m: &Manifests) -> Vec<String> {
             ));
         }
     }
-    if component_triggers != 1 {
+    if pending_triggers != 1 {
         problems.push(format!(
-            "expected one Trigger whose subscriber is the SpinApp's Service, found {component_triggers}"
+            "expected one Trigger whose subscriber is the SpinApp's Service for type {}, found {pending_triggers}",
+            contract::PENDING
         ));
     }
     problems

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceA
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 
-use crate::crds::{Broker, SpinApp, SpinAppExecutor, Trigger, round_trip};
+use crate::crds::{ApiServerSource, Broker, EventType, SpinApp, SpinAppExecutor, Trigger, round_trip};
 use crate::load::{Doc, Manifests};
 
 /// Round-trips a document through the type of its kind: core kinds through k8s-openapi,
@@ -29,6 +29,8 @@ fn round_trip_kind(doc: &Doc) -> Result<(), String> {
         ("core.spinkube.dev/v1alpha1", "SpinAppExecutor") => round_trip::<SpinAppExecutor>(value).map(drop),
         ("eventing.knative.dev/v1", "Broker") => round_trip::<Broker>(value).map(drop),
         ("eventing.knative.dev/v1", "Trigger") => round_trip::<Trigger>(value).map(drop),
+        ("eventing.knative.dev/v1beta2", "EventType") => round_trip::<EventType>(value).map(drop),
+        ("sources.knative.dev/v1", "ApiServerSource") => round_trip::<ApiServerSource>(value).map(drop),
         (_, "ClusterRole" | "ClusterRoleBinding") => {
             Err("no cluster-wide RBAC: the component only needs a namespaced Role".into())
         }

@@ -5,6 +5,7 @@ pub mod eventing;
 pub mod identity;
 pub mod kinds;
 pub mod kustomize;
+pub mod lifecycle;
 pub mod rbac;
 pub mod routing;
 pub mod spin;
@@ -44,4 +45,8 @@ pub const RULES: &[(&str, Rule)] = &[
     ("gateway address template", routing::check_gateway_address_template),
     ("native sidecar", routing::check_native_sidecar),
     ("kustomization", kustomize::check_kustomization),
+    ("ApiServerSource", lifecycle::check_api_server_source),
+    ("ApiServerSource RBAC", lifecycle::check_api_server_source_rbac),
+    ("lifecycle triggers", lifecycle::check_lifecycle_triggers),
+    ("event types", lifecycle::check_event_types),
 ];

@@ -1,11 +1,12 @@
 //! The Role grants exactly what the component calls, where it calls it, to the SpinApp's
-//! ServiceAccount.
+//! ServiceAccount. (The ApiServerSource's Role is lifecycle.rs's.)
 
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 
 use crate::load::{Doc, Manifests};
+use crate::rules::lifecycle;
 
 /// The verbs the component uses on core `pods` (create, get after a 409, patch to remove its
 /// routing gate, delete an unrouted pod), as the code declares them: deploy/rbac.yaml must
@@ -13,11 +14,22 @@ use crate::load::{Doc, Manifests};
 /// test asks for it in the Role.
 const COMPONENT_POD_VERBS: &[&str] = &podgateway_client_provisioner::kube::POD_VERBS;
 
-/// The single Role of the manifests.
+/// The component's Role: the single Role of the manifests that no ApiServerSource runs with
+/// (those are checked by lifecycle.rs).
 fn the_role(m: &Manifests, problems: &mut Vec<String>) -> Option<(Doc, Role)> {
-    let mut roles = m.all::<Role>("Role", problems);
+    let source_roles = lifecycle::source_roles(m);
+    let mut roles: Vec<(Doc, Role)> = m
+        .all::<Role>("Role", problems)
+        .into_iter()
+        .filter(|(doc, _)| {
+            !source_roles.contains(&(doc.namespace().unwrap_or_default().to_owned(), doc.name().to_owned()))
+        })
+        .collect();
     if roles.len() != 1 {
-        problems.push(format!("expected exactly one Role, found {}", roles.len()));
+        problems.push(format!(
+            "expected exactly one Role for the component (besides the ApiServerSource's), found {}",
+            roles.len()
+        ));
         return None;
     }
     roles.pop()
@@ -36,27 +48,38 @@ pub fn check_role_grants(m: &Manifests) -> Vec<String> {
             role_doc.namespace()
         ));
     }
-    let expected: BTreeSet<String> = COMPONENT_POD_VERBS.iter().map(|v| v.to_string()).collect();
-    let rules = role.rules.unwrap_or_default();
+    problems.extend(pods_only_problems(
+        &format!("Role {name}"),
+        "the component uses",
+        &role,
+        COMPONENT_POD_VERBS,
+    ));
+    problems
+}
+
+/// A Role of one rule granting exactly `verbs` on core pods and nothing else; `who` says who
+/// needs them in the messages ("the component uses").
+pub fn pods_only_problems(role: &str, who: &str, granted: &Role, verbs: &[&str]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let expected: BTreeSet<&str> = verbs.iter().copied().collect();
+    let rules = granted.rules.clone().unwrap_or_default();
     if rules.len() != 1 {
-        problems.push(format!("Role {name}: expected one rule (pods), found {}", rules.len()));
+        problems.push(format!("{role}: expected one rule (pods), found {}", rules.len()));
     }
     for rule in &rules {
         let groups = rule.api_groups.clone().unwrap_or_default();
         let resources = rule.resources.clone().unwrap_or_default();
-        let verbs: BTreeSet<String> = rule.verbs.iter().cloned().collect();
+        let verbs: BTreeSet<&str> = rule.verbs.iter().map(String::as_str).collect();
         if groups != [""] || resources != ["pods"] {
             problems.push(format!(
-                "Role {name}: grants {resources:?} in API groups {groups:?}; the component only uses core pods"
+                "{role}: grants {resources:?} in API groups {groups:?}; only core pods are needed"
             ));
         }
         if verbs != expected {
-            problems.push(format!(
-                "Role {name}: grants verbs {verbs:?}, the component uses exactly {expected:?}"
-            ));
+            problems.push(format!("{role}: grants verbs {verbs:?}, {who} exactly {expected:?}"));
         }
         if rule.resource_names.is_some() || rule.non_resource_urls.is_some() {
-            problems.push(format!("Role {name}: resourceNames / nonResourceURLs are not expected"));
+            problems.push(format!("{role}: resourceNames / nonResourceURLs are not expected"));
         }
     }
     problems

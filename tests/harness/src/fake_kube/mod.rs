@@ -4,7 +4,8 @@
 //! faults (429 in plain text, 500/503/504, slow answers, dropped connections).
 //!
 //! It serves `/api/v1/namespaces/{ns}/pods` (POST, GET with `labelSelector` / `fieldSelector`)
-//! and `/api/v1/namespaces/{ns}/pods/{name}` (GET, DELETE) on `127.0.0.1:<random port>`.
+//! and `/api/v1/namespaces/{ns}/pods/{name}` (GET, PATCH, DELETE) on `127.0.0.1:<random port>`,
+//! and plays the scheduler and the kubelet on stored pods when a scenario asks (`kubelet.rs`).
 //!
 //! # What the real server does, and so this one
 //!
@@ -49,6 +50,7 @@
 //!   of a pod answers 200 with the Pod.
 
 mod api;
+mod kubelet;
 mod patch;
 mod pod;
 mod selector;
