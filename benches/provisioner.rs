@@ -34,6 +34,8 @@ const PENDING: &str = "io.podgateway.client.pending";
 /// Set in the child process that runs the harness host; its value is the fake API server's URL.
 const HOST_ROLE: &str = "PODGATEWAY_BENCH_HOST_API";
 const HOST_WASM: &str = "PODGATEWAY_BENCH_HOST_WASM";
+/// Variables beyond [`variables`] for the harness host process, `name=value` per line.
+const HOST_VARIABLES: &str = "PODGATEWAY_BENCH_HOST_VARIABLES";
 const WARMUP: usize = 300;
 const CONCURRENCY: [usize; 4] = [1, 4, 16, 64];
 /// `spin up` options that take one suspect out of Spin's per-request work each.
@@ -43,6 +45,13 @@ const SPIN_VARIANTS: [(&str, &[&str]); 3] = [
     ("`--quiet` (component output not echoed to the terminal; still in the log file)", &["--quiet"]),
 ];
 const API_LATENCY: [Duration; 2] = [Duration::ZERO, Duration::from_millis(20)];
+/// Sender authentication as `deploy/` turns it on: the audience, and the Trigger whose token
+/// the broker sends.
+const AUTH_AUDIENCE: &str = "podgateway-client-provisioner";
+const SENDER_NAMESPACE: &str = "podgateway-system";
+const SENDER: &str = "client-provisioner-oidc-eventing.knative.dev-trigger";
+/// The sender's token, issued by the fake API server once it runs.
+static SENDER_TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 const RESULTS_START: &str = "<!-- benchmark results: start (written by `cargo bench --bench provisioner -- --markdown BENCHMARKS.md`) -->";
 const RESULTS_END: &str = "<!-- benchmark results: end -->";
 
@@ -93,7 +102,9 @@ impl Options {
 
 fn host_process(api_url: &str) -> anyhow::Result<()> {
     let wasm = std::env::var(HOST_WASM).context(HOST_WASM)?;
-    let app = spin_app(api_url)?;
+    let extra = std::env::var(HOST_VARIABLES).unwrap_or_default();
+    let extra: Vec<(&str, &str)> = extra.lines().filter_map(|line| line.split_once('=')).collect();
+    let app = spin_app(api_url, &extra)?;
     let stats = Arc::new(InstanceStats::default());
     let options = HostOptions { keep_logs: false, stats: Some(stats.clone()) };
     let host = SpinHost::start_with(&wasm, app, options)?;
@@ -123,9 +134,11 @@ fn host_process(api_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The variables every host gets: the fake API server and its token.
-fn variables(api_url: &str) -> Vec<(String, String)> {
-    vec![("k8s_api_url".into(), api_url.into()), ("k8s_token".into(), FakeKube::TOKEN.into())]
+/// The variables every host gets: the fake API server and its token, and `extra`.
+fn variables(api_url: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut all = vec![("k8s_api_url".into(), api_url.into()), ("k8s_token".into(), FakeKube::TOKEN.into())];
+    all.extend(extra.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
+    all
 }
 
 fn manifest_path() -> PathBuf {
@@ -133,8 +146,8 @@ fn manifest_path() -> PathBuf {
 }
 
 /// spin.toml's application, with the fake API server and its token.
-fn spin_app(api_url: &str) -> anyhow::Result<SpinApp> {
-    SpinApp::from_manifest(manifest_path(), variables(api_url))
+fn spin_app(api_url: &str, extra: &[(&str, &str)]) -> anyhow::Result<SpinApp> {
+    SpinApp::from_manifest(manifest_path(), variables(api_url, extra))
 }
 
 /// The parent's handle on the harness host process.
@@ -146,10 +159,12 @@ struct HostProcess {
 }
 
 impl HostProcess {
-    fn spawn(wasm: &Path, api_url: &str) -> anyhow::Result<Self> {
+    fn spawn(wasm: &Path, api_url: &str, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let extra: Vec<String> = extra.iter().map(|(name, value)| format!("{name}={value}")).collect();
         let mut child = Command::new(std::env::current_exe()?)
             .env(HOST_ROLE, api_url)
             .env(HOST_WASM, wasm)
+            .env(HOST_VARIABLES, extra.join("\n"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -262,19 +277,26 @@ impl HostKind {
         }
     }
 
-    fn start(&self, wasm: &Path, api_url: &str) -> anyhow::Result<Host> {
+    /// The host, with `extra` variables.
+    fn start(&self, wasm: &Path, api_url: &str, extra: &[(&str, &str)]) -> anyhow::Result<Host> {
         match self {
-            HostKind::Harness => Ok(Host::Harness(HostProcess::spawn(wasm, api_url)?)),
-            HostKind::Spin(binary) => Ok(Host::Spin(start_spin(binary, wasm, api_url, &[])?)),
+            HostKind::Harness => Ok(Host::Harness(HostProcess::spawn(wasm, api_url, extra)?)),
+            HostKind::Spin(binary) => Ok(Host::Spin(start_spin(binary, wasm, api_url, &[], extra)?)),
         }
     }
 }
 
 /// `spin up` of the project's spin.toml, with `options` added to its command line.
-fn start_spin(binary: &SpinBinary, wasm: &Path, api_url: &str, options: &[&str]) -> anyhow::Result<SpinUp> {
+fn start_spin(
+    binary: &SpinBinary,
+    wasm: &Path,
+    api_url: &str,
+    options: &[&str],
+    extra: &[(&str, &str)],
+) -> anyhow::Result<SpinUp> {
     let text = std::fs::read_to_string(manifest_path())?;
     let text = manifest::with_source(&text, wasm, None)?;
-    SpinUp::start_with(binary, &text, &variables(api_url), options)
+    SpinUp::start_with(binary, &text, &variables(api_url, extra), options)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -322,6 +344,9 @@ fn run(options: &Options) -> anyhow::Result<String> {
     kube.add_webhook(podgateway_test_harness::PodGatewayWebhook::chart_7("foo"));
     kube.add_token(FakeKube::TOKEN, FakeKube::USER);
     kube.grant(FakeKube::USER, &podgateway_client_provisioner::kube::POD_VERBS, Some("default"));
+    kube.grant_on(FakeKube::USER, "authentication.k8s.io", "tokenreviews", &["create"], None);
+    let token = kube.issue_token(SENDER_NAMESPACE, SENDER, &[AUTH_AUDIENCE], Duration::from_secs(6 * 3600));
+    SENDER_TOKEN.set(token).map_err(|_| anyhow::anyhow!("the sender token is set once"))?;
 
     let spins = SpinBinary::from_env()?;
     if spins.is_empty() {
@@ -329,23 +354,34 @@ fn run(options: &Options) -> anyhow::Result<String> {
     }
     let kinds = std::iter::once(HostKind::Harness).chain(spins.iter().cloned().map(HostKind::Spin));
     let mut results = Vec::new();
+    let mut authenticated = Vec::new();
     for kind in kinds {
         eprintln!("== {} ==", kind.title());
         let starting = Instant::now();
-        let mut host = kind.start(&wasm, &kube.url())?;
+        let mut host = kind.start(&wasm, &kube.url(), &[])?;
         let startup = starting.elapsed();
         results.push(measure(&kind, startup, &mut host, &kube, options)?);
+        drop(host);
+        let mut rows = Vec::new();
+        for case in [Case::CreatedSenderRemembered, Case::CreatedSenderReviewed] {
+            eprintln!("== {}, {} ==", kind.title(), case.name());
+            let mut host = kind.start(&wasm, &kube.url(), &case.auth_variables())?;
+            let quick = Options { requests: options.requests / 4, ..*options };
+            rows.extend(latency_rows(&mut host, &kube, &quick, &[case])?);
+            kube.clear_pods();
+        }
+        authenticated.push((kind.title(), rows));
     }
     let mut variants = Vec::new();
     for binary in &spins {
         for (name, spin_options) in SPIN_VARIANTS {
             eprintln!("== Spin {}, {name} ==", binary.version);
-            let mut host = Host::Spin(start_spin(binary, &wasm, &kube.url(), spin_options)?);
+            let mut host = Host::Spin(start_spin(binary, &wasm, &kube.url(), spin_options, &[])?);
             let quick = Options { requests: options.requests / 4, ..*options };
             variants.push((
                 format!("Spin {}", binary.version),
                 name,
-                latency_rows(&mut host, &kube, &quick)?,
+                latency_rows(&mut host, &kube, &quick, &Case::PATHS)?,
             ));
             kube.clear_pods();
         }
@@ -364,6 +400,7 @@ fn run(options: &Options) -> anyhow::Result<String> {
         if size <= BUDGET_BYTES { "met" } else { "**over**" }
     )?;
     overhead_section(&mut report, &results, options)?;
+    authentication_section(&mut report, &results, &authenticated, options)?;
     variants_section(&mut report, &variants, options)?;
     instances_section(&mut report, &results)?;
     throughput_section(&mut report, &results, options)?;
@@ -390,7 +427,7 @@ fn measure(
         format!("idle, component compiled and ready (startup {:.0} ms)", startup.as_secs_f64() * 1e3),
         host.memory_kib().map(|(rss, _)| rss),
     )];
-    let latency = latency_rows(host, kube, options)?;
+    let latency = latency_rows(host, kube, options, &Case::PATHS)?;
     kube.clear_pods();
     memory.push(("after the latency runs".into(), host.memory_kib().map(|(rss, _)| rss)));
     let throughput = throughput_rows(host, kube, options, &mut memory)?;
@@ -398,10 +435,15 @@ fn measure(
 }
 
 /// Per-event latency, one connection, one request at a time, for each path.
-fn latency_rows(host: &mut Host, kube: &FakeKube, options: &Options) -> anyhow::Result<Vec<LatencyRow>> {
+fn latency_rows(
+    host: &mut Host,
+    kube: &FakeKube,
+    options: &Options,
+    cases: &[Case],
+) -> anyhow::Result<Vec<LatencyRow>> {
     let mut connection = Connection::open(&host.base_url())?;
     let mut rows = Vec::new();
-    for case in [Case::Unknown, Case::Created, Case::Redelivered, Case::Failed] {
+    for &case in cases {
         eprintln!("latency: {} ({} requests)...", case.name(), options.requests);
         // Warm-up: its own ids; the redelivery warm-up redelivers the created warm-up's. No
         // pause between it and the measurement (a pause makes the next request slower).
@@ -541,6 +583,46 @@ fn overhead_section(report: &mut String, results: &[HostResults], options: &Opti
         }
         writeln!(report)?;
     }
+    Ok(())
+}
+
+fn authentication_section(
+    report: &mut String,
+    results: &[HostResults],
+    authenticated: &[(String, Vec<LatencyRow>)],
+    options: &Options,
+) -> anyhow::Result<()> {
+    writeln!(report, "### Sender authentication: what it costs per event\n")?;
+    writeln!(
+        report,
+        "pending → created with `auth_audience` set and the sender's token in `Authorization` (a Trigger's \
+         service-account token, as the broker sends it), each host started again with those variables; {} \
+         requests per path after {WARMUP} warm-up requests (the warm-up reviews the token once). Overhead in ms, \
+         p50 / p99 / max; the API server's time, the TokenReview's included, is not in it.\n",
+        thousands((options.requests / 4) as u64)
+    )?;
+    writeln!(report, "| host | no authentication | {} |", Case::AUTH.map(|c| c.name()).join(" | "))?;
+    writeln!(report, "|---|---|{}", "---|".repeat(Case::AUTH.len()))?;
+    writeln!(
+        report,
+        "| API calls per event | {} | {} |",
+        Case::Created.calls(),
+        Case::AUTH.map(|c| c.calls()).join(" | ")
+    )?;
+    for ((title, rows), result) in authenticated.iter().zip(results) {
+        let overhead =
+            |row: &LatencyRow| Stats::of(row.samples.iter().map(|s| s.0.saturating_sub(s.1))).ms3();
+        let plain =
+            result.latency.iter().find(|row| row.case == Case::Created).map(overhead).unwrap_or_default();
+        let cells: Vec<String> = rows.iter().map(overhead).collect();
+        writeln!(report, "| {title} | {plain} | {} |", cells.join(" | "))?;
+    }
+    let unexpected: usize = authenticated.iter().flat_map(|(_, rows)| rows).map(|row| row.unexpected).sum();
+    writeln!(
+        report,
+        "\nUnexpected answers or API calls in these runs: {unexpected} (every remembered request made no TokenReview, \
+         every reviewed one exactly one).\n"
+    )?;
     Ok(())
 }
 
@@ -718,24 +800,41 @@ enum Case {
     Created,
     Redelivered,
     Failed,
+    /// Created, with the sender's token remembered in the key-value store.
+    CreatedSenderRemembered,
+    /// Created, with the sender's token reviewed on every request (`auth_cache_seconds = 0`).
+    CreatedSenderReviewed,
 }
 
 impl Case {
+    /// The paths measured without authentication.
+    const PATHS: [Case; 4] = [Case::Unknown, Case::Created, Case::Redelivered, Case::Failed];
+    const AUTH: [Case; 2] = [Case::CreatedSenderRemembered, Case::CreatedSenderReviewed];
+
     fn name(self) -> &'static str {
         match self {
             Case::Unknown => "unknown type → 204",
             Case::Created => "pending → created, gate removed",
             Case::Redelivered => "pending → AlreadyExists → GET (redelivery)",
             Case::Failed => "pending → failed (invalid gateway)",
+            Case::CreatedSenderRemembered => "sender's token remembered (`auth_cache_seconds` 300)",
+            Case::CreatedSenderReviewed => "sender's token reviewed every time (`auth_cache_seconds` 0)",
         }
     }
 
     fn calls(self) -> &'static str {
         match self {
             Case::Unknown | Case::Failed => "none",
-            Case::Created => "POST 201, PATCH 200",
+            Case::Created | Case::CreatedSenderRemembered => "POST 201, PATCH 200",
             Case::Redelivered => "POST 409, GET 200",
+            Case::CreatedSenderReviewed => "TokenReview 201, POST 201, PATCH 200",
         }
+    }
+
+    /// The variables of a host for this case.
+    fn auth_variables(self) -> Vec<(&'static str, &'static str)> {
+        let cache_seconds = if self == Case::CreatedSenderReviewed { "0" } else { "300" };
+        vec![("auth_audience", AUTH_AUDIENCE), ("auth_cache_seconds", cache_seconds)]
     }
 
     fn status(self) -> u16 {
@@ -745,8 +844,9 @@ impl Case {
     fn api_statuses(self) -> &'static [u16] {
         match self {
             Case::Unknown | Case::Failed => &[],
-            Case::Created => &[201, 200],
+            Case::Created | Case::CreatedSenderRemembered => &[201, 200],
             Case::Redelivered => &[409, 200],
+            Case::CreatedSenderReviewed => &[201, 201, 200],
         }
     }
 
@@ -754,7 +854,10 @@ impl Case {
     fn post(self, id: &str) -> Post {
         let (event_type, data) = match self {
             Case::Unknown => ("com.example.other", r#"{"gateway_name":"foo"}"#),
-            Case::Created | Case::Redelivered => (PENDING, r#"{"gateway_name":"foo"}"#),
+            Case::Created
+            | Case::Redelivered
+            | Case::CreatedSenderRemembered
+            | Case::CreatedSenderReviewed => (PENDING, r#"{"gateway_name":"foo"}"#),
             Case::Failed => (PENDING, r#"{"gateway_name":"not valid!"}"#),
         };
         let source = match self {
@@ -762,19 +865,21 @@ impl Case {
             Case::Unknown => "urn:bench:unknown",
             _ => "urn:bench",
         };
-        Post {
-            headers: [
-                ("ce-specversion", "1.0"),
-                ("ce-id", id),
-                ("ce-source", source),
-                ("ce-type", event_type),
-                ("content-type", "application/json"),
-            ]
-            .into_iter()
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect(),
-            body: data.as_bytes().to_vec().into(),
+        let mut headers: Vec<(String, String)> = [
+            ("ce-specversion", "1.0"),
+            ("ce-id", id),
+            ("ce-source", source),
+            ("ce-type", event_type),
+            ("content-type", "application/json"),
+        ]
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+        if Case::AUTH.contains(&self) {
+            let token = SENDER_TOKEN.get().map_or("", String::as_str);
+            headers.push(("authorization".into(), format!("Bearer {token}")));
         }
+        Post { headers, body: data.as_bytes().to_vec().into() }
     }
 }
 

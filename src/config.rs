@@ -45,6 +45,36 @@ pub struct Config {
     pub gateway_address_template: Option<String>,
     /// Whether a client pod that finished is deleted when its `finished` event is sent.
     pub reap_finished: bool,
+    /// Who may send events; `None`: anyone who can reach the component (no authentication).
+    pub auth: Option<SenderAuth>,
+}
+
+/// Sender authentication (Knative OIDC): the audience every bearer token must be valid for,
+/// the subjects allowed to send, and how long a verified token is remembered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SenderAuth {
+    pub audience: String,
+    /// Empty: any authenticated sender of the audience.
+    pub allowed_senders: Vec<SenderPattern>,
+    /// 0: every request is verified with the API.
+    pub cache_seconds: u64,
+}
+
+/// An allowed subject: exact, or a prefix when written with a trailing `*` (EventPolicy's
+/// `from.sub` syntax).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl SenderPattern {
+    pub fn matches(&self, subject: &str) -> bool {
+        match self {
+            SenderPattern::Exact(exact) => subject == exact,
+            SenderPattern::Prefix(prefix) => subject.starts_with(prefix.as_str()),
+        }
+    }
 }
 
 /// What makes sure that no client pod runs with plain cluster egress.
@@ -183,6 +213,7 @@ impl Config {
                 &parse_address_template,
             )?,
             reap_finished: read_variable(&lookup, "reap_finished", &parse_bool)?,
+            auth: read_auth(&lookup)?,
         })
     }
 
@@ -333,6 +364,50 @@ fn parse_address_template(value: &str) -> Result<Option<String>, String> {
     }
 }
 
+const MAX_AUTH_CACHE_SECONDS: u64 = 86_400;
+
+/// The three `auth_*` variables; authentication is on when `auth_audience` is set.
+fn read_auth(lookup: &impl Fn(&str) -> Result<String, String>) -> Result<Option<SenderAuth>, ConfigError> {
+    let audience = read_variable(lookup, "auth_audience", &parse_audience)?;
+    let allowed_senders = read_variable(lookup, "auth_allowed_senders", &parse_senders)?;
+    let cache_seconds = read_variable(lookup, "auth_cache_seconds", &parse_cache_seconds)?;
+    Ok(audience.map(|audience| SenderAuth { audience, allowed_senders, cache_seconds }))
+}
+
+fn parse_audience(value: &str) -> Result<Option<String>, String> {
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("`{value}` is not an audience (no spaces or control characters)"));
+    }
+    Ok((!value.is_empty()).then(|| value.to_owned()))
+}
+
+fn parse_senders(value: &str) -> Result<Vec<SenderPattern>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|sender| !sender.is_empty())
+        .map(|sender| {
+            let (body, prefix) = match sender.strip_suffix('*') {
+                Some(body) => (body, true),
+                None => (sender, false),
+            };
+            if body.contains('*') || body.chars().any(char::is_whitespace) {
+                return Err(format!(
+                    "`{sender}` is not a subject, exact or ending in `*` (e.g. system:serviceaccount:podgateway-system:*)"
+                ));
+            }
+            Ok(if prefix { SenderPattern::Prefix(body.to_owned()) } else { SenderPattern::Exact(body.to_owned()) })
+        })
+        .collect()
+}
+
+fn parse_cache_seconds(value: &str) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(seconds @ 0..=MAX_AUTH_CACHE_SECONDS) => Ok(seconds),
+        _ => Err(format!("`{value}` is not a whole number of seconds from 0 to {MAX_AUTH_CACHE_SECONDS}")),
+    }
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value {
         "true" => Ok(true),
@@ -413,6 +488,7 @@ pub(crate) mod tests {
                 routing_guard: RoutingGuard::Gate,
                 gateway_address_template: None,
                 reap_finished: true,
+                auth: None,
             }
         );
     }
@@ -435,6 +511,9 @@ pub(crate) mod tests {
             ("routing_guard", "delete"),
             ("gateway_address_template", "pod-gateway-{gateway}-main.gateway-system.svc.cluster.local"),
             ("reap_finished", "false"),
+            ("auth_audience", "podgateway-client-provisioner"),
+            ("auth_allowed_senders", "system:serviceaccount:podgateway-system:client-release-oidc-eventing.knative.dev-trigger, system:serviceaccount:ops:*"),
+            ("auth_cache_seconds", "0"),
         ])
         .unwrap();
         assert_eq!(config.api.url("/api/v1/x"), "http://127.0.0.1:8001/api/v1/x");
@@ -454,6 +533,16 @@ pub(crate) mod tests {
         assert!(config.dry_run);
         assert_eq!(config.routing_guard, RoutingGuard::Delete);
         assert!(!config.reap_finished);
+        let auth = config.auth.clone().unwrap();
+        assert_eq!(auth.audience, "podgateway-client-provisioner");
+        assert_eq!(
+            auth.allowed_senders,
+            [
+                SenderPattern::Exact("system:serviceaccount:podgateway-system:client-release-oidc-eventing.knative.dev-trigger".into()),
+                SenderPattern::Prefix("system:serviceaccount:ops:".into())
+            ]
+        );
+        assert_eq!(auth.cache_seconds, 0);
         assert_eq!(
             config.expected_gateway_address("foo").as_deref(),
             Some("pod-gateway-foo-main.gateway-system.svc.cluster.local")
@@ -524,6 +613,14 @@ pub(crate) mod tests {
             ("client_restart_policy", "always", "is none of Always, OnFailure, Never"),
             ("allow_event_args", "yes", "is neither true nor false"),
             ("reap_finished", "1", "is neither true nor false"),
+            ("auth_audience", "two words", "is not an audience"),
+            (
+                "auth_allowed_senders",
+                "system:serviceaccount:*:client",
+                "is not a subject, exact or ending in `*`",
+            ),
+            ("auth_cache_seconds", "-1", "is not a whole number of seconds from 0 to 86400"),
+            ("auth_cache_seconds", "86401", "is not a whole number of seconds from 0 to 86400"),
             ("allow_template_init_containers", "1", "is neither true nor false"),
             ("client_pod_template", "{", "is not JSON"),
             ("client_pod_template", r#"{"spec": {"containerz": []}}"#, r#"unknown field "spec.containerz""#),

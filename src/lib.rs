@@ -9,6 +9,7 @@
 //! natively. `entry` is compiled for wasm only: `#[http_component]` exports symbols a native
 //! linker rejects.
 
+pub mod auth;
 pub mod cloudevents;
 pub mod config;
 pub mod handlers;

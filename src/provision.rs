@@ -8,7 +8,7 @@ use http::StatusCode;
 
 use crate::config::{Config, RoutingGuard};
 use crate::kube::KubeApi;
-use crate::kube::calls::{CallFailure, PodCalls, api_failure, unavailable};
+use crate::kube::calls::{ApiCalls, CallFailure, api_failure, unavailable};
 use crate::kube::requests::{Deletion, create_pod};
 use crate::kube::responses::{ApiError, PodView};
 use crate::pod::name::pod_name;
@@ -32,7 +32,7 @@ pub struct Provisioning {
 
 /// Creates the pod and guards its routing (`routing_guard`).
 pub fn provision(config: &Config, request: &ClientRequest, api: &mut impl KubeApi) -> Provisioning {
-    let mut calls = PodCalls::new(api, config);
+    let mut calls = ApiCalls::new(api, config);
     let pod = create_or_adopt(&mut calls, request).and_then(|found| guard(&mut calls, request, &found));
     Provisioning { pod, api_statuses: calls.statuses }
 }
@@ -48,7 +48,7 @@ struct Found {
 
 /// The pod of this event: the one created now, or the one an earlier delivery made.
 fn create_or_adopt(
-    calls: &mut PodCalls<impl KubeApi>,
+    calls: &mut ApiCalls<impl KubeApi>,
     request: &ClientRequest,
 ) -> Result<Found, CallFailure> {
     let config = calls.config;
@@ -88,7 +88,7 @@ fn create_or_adopt(
 /// Lets a routed pod run (removes the routing gate it may carry) and deletes an unrouted one.
 /// In a dry run nothing is changed, and the answer says what would have happened.
 fn guard(
-    calls: &mut PodCalls<impl KubeApi>,
+    calls: &mut ApiCalls<impl KubeApi>,
     request: &ClientRequest,
     found: &Found,
 ) -> Result<Provisioned, CallFailure> {
@@ -112,7 +112,7 @@ fn guard(
 
 /// Deletes a pod that is not routed; the answer is always a failure, saying why.
 fn remove_unrouted(
-    calls: &mut PodCalls<impl KubeApi>,
+    calls: &mut ApiCalls<impl KubeApi>,
     request: &ClientRequest,
     found: &Found,
     why: &str,

@@ -5,6 +5,7 @@ use http::Method;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::auth::Denial;
 use crate::cloudevents::{ReadError, ReceivedEvent, Reply};
 
 /// An HTTP answer, independent of the host's types.
@@ -125,6 +126,31 @@ pub struct LogLine {
     pub api_status: Vec<u16>,
     pub elapsed_ms: u64,
     pub message: Option<String>,
+    /// The authenticated sender's subject (with `auth_audience`).
+    pub sender: Option<String>,
+    /// What went wrong on the side without changing the answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl LogLine {
+    /// The line of a request whose event was not read.
+    fn unread(outcome: LogOutcome, status: u16, message: String) -> Self {
+        LogLine {
+            event_id: None,
+            event_source: None,
+            event_type: None,
+            outcome,
+            status,
+            pod: None,
+            namespace: None,
+            api_status: Vec::new(),
+            elapsed_ms: 0,
+            message: Some(message),
+            sender: None,
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// The answer to a request refused before any event was read.
@@ -138,19 +164,35 @@ pub fn rejection_answer(rejection: Rejection) -> HttpAnswer {
 
 /// The answer and log line of a refused request.
 pub fn rejected(rejection: Rejection) -> (HttpAnswer, LogLine) {
-    let log = LogLine {
-        event_id: None,
-        event_source: None,
-        event_type: None,
-        outcome: LogOutcome::Rejected,
-        status: rejection.status(),
-        pod: None,
-        namespace: None,
-        api_status: Vec::new(),
-        elapsed_ms: 0,
-        message: Some(rejection.message()),
-    };
+    let log = LogLine::unread(LogOutcome::Rejected, rejection.status(), rejection.message());
     (rejection_answer(rejection), log)
+}
+
+/// The answer and log line of a request whose sender was turned away (its event unread).
+pub fn denied(denial: Denial) -> (HttpAnswer, LogLine) {
+    let (answer, outcome, message) = match denial {
+        Denial::Unauthenticated { reason, token_given } => {
+            // RFC 6750 §3: the scheme to use, and `invalid_token` when a token was sent.
+            let challenge = if token_given { r#"Bearer error="invalid_token""# } else { "Bearer" }.to_owned();
+            let message = format!("unauthenticated: {reason}");
+            let answer = HttpAnswer::error(401, &message).with_header("www-authenticate", challenge);
+            (answer, LogOutcome::Rejected, message)
+        }
+        Denial::NotAllowed { subject } => {
+            let message = format!("{subject} may not send events here (auth_allowed_senders)");
+            (HttpAnswer::error(403, &message), LogOutcome::Rejected, message)
+        }
+        Denial::Unavailable { message, retry_after } => {
+            let (answer, outcome, message) =
+                outcome_answer(Outcome::Retry { message, retry_after }, String::new);
+            (answer, outcome, message.unwrap_or_default())
+        }
+        Denial::Misconfigured(message) => {
+            (HttpAnswer::error(500, &message), LogOutcome::ConfigError, message)
+        }
+    };
+    let log = LogLine::unread(outcome, answer.status, message);
+    (answer, log)
 }
 
 /// The answer and log line of a handled event; `now` gives a reply's `time` (RFC 3339).
@@ -160,7 +202,26 @@ pub fn answer(
     now: impl FnOnce() -> String,
 ) -> (HttpAnswer, LogLine) {
     let Handled { outcome, pod, namespace, api_status } = handled;
-    let (answer, log_outcome, message) = match outcome {
+    let (answer, log_outcome, message) = outcome_answer(outcome, now);
+    let log = LogLine {
+        event_id: Some(event.key.id.clone()),
+        event_source: Some(event.key.source.clone()),
+        event_type: Some(event.event_type.clone()),
+        pod,
+        namespace,
+        api_status,
+        message,
+        ..LogLine::unread(log_outcome, answer.status, String::new())
+    };
+    (answer, log)
+}
+
+/// The HTTP answer of an outcome, its verdict and its message for the log line.
+fn outcome_answer(
+    outcome: Outcome,
+    now: impl FnOnce() -> String,
+) -> (HttpAnswer, LogOutcome, Option<String>) {
+    match outcome {
         Outcome::Done(reply) => reply_answer(reply, LogOutcome::Done, now),
         Outcome::Failed(reply) => reply_answer(reply, LogOutcome::Failed, now),
         Outcome::Ignored(why) => {
@@ -179,20 +240,7 @@ pub fn answer(
         Outcome::Misconfigured(message) => {
             (HttpAnswer::error(500, &message), LogOutcome::ConfigError, Some(message))
         }
-    };
-    let log = LogLine {
-        event_id: Some(event.key.id.clone()),
-        event_source: Some(event.key.source.clone()),
-        event_type: Some(event.event_type.clone()),
-        outcome: log_outcome,
-        status: answer.status,
-        pod,
-        namespace,
-        api_status,
-        elapsed_ms: 0,
-        message,
-    };
-    (answer, log)
+    }
 }
 
 fn reply_answer(

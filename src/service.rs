@@ -1,8 +1,10 @@
-//! One request from start to end: the method and body are checked, the event is read and
-//! handed to the handler of its type, and the result becomes the answer and one log line.
+//! One request from start to end: the method is checked, then the sender (when
+//! `auth_audience` is set), then the body; the event is read and handed to the handler of its
+//! type, and the result becomes the answer and one log line.
 
 use http::{HeaderMap, Method};
 
+use crate::auth;
 use crate::cloudevents;
 use crate::handlers;
 use crate::host::Host;
@@ -22,62 +24,44 @@ pub fn handle(incoming: Incoming, host: &mut impl Host) -> (HttpAnswer, LogLine)
     if incoming.method != Method::POST {
         return respond::rejected(Rejection::MethodNotAllowed(incoming.method.clone()));
     }
+    let checked = auth::check_sender(incoming.headers, host);
+    let sender = match checked.sender {
+        Ok(sender) => sender,
+        Err(denial) => {
+            let (answer, mut log) = respond::denied(denial);
+            log.api_status = checked.api_status;
+            log.warnings = checked.warnings;
+            return (answer, log);
+        }
+    };
     let event = match incoming
         .body
         .and_then(|body| cloudevents::read(incoming.headers, body).map_err(Rejection::NotAnEvent))
     {
         Ok(event) => event,
-        Err(rejection) => return respond::rejected(rejection),
+        Err(rejection) => {
+            let (answer, mut log) = respond::rejected(rejection);
+            log.sender = sender.map(|sender| sender.subject);
+            return (answer, log);
+        }
     };
-    let handled = handlers::dispatch(&event, host);
-    respond::answer(&event, handled, || host.now())
+    let handled = handlers::dispatch(&event, host, checked.config);
+    let (answer, mut log) = respond::answer(&event, handled, || host.now());
+    log.sender = sender.map(|sender| sender.subject);
+    log.api_status.splice(0..0, checked.api_status);
+    log.warnings = checked.warnings;
+    (answer, log)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::spin_defaults;
     use crate::contract::{self, DONE, FAILED, PENDING, POD_42 as NAME, REPLY_SOURCE};
-    use crate::kube::calls::tests::ScriptedApi;
-    use crate::kube::{KubeApi, TransportError};
+    use crate::host::tests::FakeHost;
+    use crate::kube::TransportError;
     use crate::respond::LogOutcome;
     use http::HeaderValue;
     use serde_json::{Value, json};
-    use std::collections::HashMap;
-
-    struct FakeHost {
-        variables: HashMap<String, String>,
-        api: ScriptedApi,
-    }
-
-    impl FakeHost {
-        /// spin.toml's defaults, but no routing check: these tests are about the request's
-        /// way through the component (`provision` tests the routing guard).
-        fn new(answers: Vec<Result<http::Response<Vec<u8>>, TransportError>>) -> Self {
-            let mut variables = spin_defaults();
-            variables.insert("routing_guard".into(), "off".into());
-            FakeHost { variables, api: ScriptedApi::new(answers) }
-        }
-    }
-
-    impl KubeApi for FakeHost {
-        fn send(
-            &mut self,
-            request: http::Request<Vec<u8>>,
-            timeout: std::time::Duration,
-        ) -> Result<http::Response<Vec<u8>>, TransportError> {
-            self.api.send(request, timeout)
-        }
-    }
-
-    impl Host for FakeHost {
-        fn variable(&self, name: &str) -> Result<String, String> {
-            self.variables.get(name).cloned().ok_or_else(|| format!("undefined: {name}"))
-        }
-        fn now(&self) -> String {
-            "2026-11-23T08:00:00.000Z".into()
-        }
-    }
 
     fn pending() -> HeaderMap {
         crate::cloudevents::tests::header_map(&contract::binary_headers(contract::ID, PENDING))
@@ -125,6 +109,8 @@ mod tests {
                 api_status: vec![201],
                 elapsed_ms: 0,
                 message: Some("A pod-gateway client has been scheduled.".into()),
+                sender: None,
+                warnings: vec![],
             }
         );
         assert_eq!(host.api.sent.len(), 1);
@@ -241,5 +227,31 @@ mod tests {
         let (answer, log) = post(&mut host, &headers, "{}");
         assert_eq!(answer.status, 400);
         assert_eq!(log.event_id, None);
+    }
+
+    #[test]
+    fn the_sender_is_checked_before_the_event_is_read_and_logged() {
+        let token = crate::auth::bearer::tests::jwt(json!({"aud": ["p"], "exp": 1_764_586_800u64}));
+        let sender =
+            "system:serviceaccount:podgateway-system:client-provisioner-oidc-eventing.knative.dev-trigger";
+        let reviewed = crate::kube::calls::tests::answer(
+            201,
+            json!({"status": {"authenticated": true, "audiences": ["p"], "user": {"username": sender}}}),
+        );
+        let mut host = FakeHost::new(vec![reviewed, created()]);
+        host.set("auth_audience", "p");
+        // Unauthenticated: 401 even for a body that is no event.
+        let (answer, log) = post(&mut host, &pending(), "not an event");
+        assert_eq!((answer.status, log.outcome, log.event_id), (401, LogOutcome::Rejected, None));
+        assert!(host.api.sent.is_empty());
+
+        let mut headers = pending();
+        headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        let (answer, log) = post(&mut host, &headers, r#"{"gateway_name":"foo"}"#);
+        assert_eq!(answer.status, 200);
+        assert_eq!(log.sender.as_deref(), Some(sender));
+        assert_eq!(log.api_status, [201, 201], "the review, then the create");
+        let line = serde_json::to_string(&log).unwrap();
+        assert!(!line.contains(&token), "the token is never logged");
     }
 }

@@ -10,6 +10,7 @@ use spin_sdk::http::{
     Fields, IncomingRequest, Method as SpinMethod, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
 use spin_sdk::wit::wasi::http0_2_0::types::{self as http_types, ErrorCode};
 
 use crate::host::Host;
@@ -23,7 +24,7 @@ fn handle_request(request: IncomingRequest, response_out: ResponseOutparam) {
     let method = http_method(request.method());
     let headers = header_map(&request);
     let body = read_body(request, &headers);
-    let mut host = SpinHost;
+    let mut host = SpinHost { store: None };
     let (answer, mut log) = service::handle(Incoming { method: &method, headers: &headers, body }, &mut host);
     log.elapsed_ms = started.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
     match serde_json::to_string(&log) {
@@ -77,8 +78,21 @@ fn outgoing_response(answer: &HttpAnswer) -> Result<OutgoingResponse, String> {
     Ok(response)
 }
 
-/// Spin variables, the clock and outbound HTTP.
-struct SpinHost;
+/// Spin variables, the clock, the key-value store and outbound HTTP.
+struct SpinHost {
+    /// The store `default`, opened when first used.
+    store: Option<Result<Store, String>>,
+}
+
+impl SpinHost {
+    fn default_store(&mut self) -> Result<&Store, String> {
+        let opened = self.store.get_or_insert_with(|| {
+            Store::open_default()
+                .map_err(|error| format!("cannot open the key-value store `default`: {error}"))
+        });
+        opened.as_ref().map_err(Clone::clone)
+    }
+}
 
 impl Host for SpinHost {
     fn variable(&self, name: &str) -> Result<String, String> {
@@ -87,6 +101,18 @@ impl Host for SpinHost {
 
     fn now(&self) -> String {
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+
+    fn unix_seconds(&self) -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs())
+    }
+
+    fn stored(&mut self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.default_store()?.get(key).map_err(|error| error.to_string())
+    }
+
+    fn store(&mut self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.default_store()?.set(key, value).map_err(|error| error.to_string())
     }
 }
 

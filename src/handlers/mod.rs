@@ -12,24 +12,28 @@ use crate::kube::calls::CallFailure;
 use crate::pod::lifecycle::Change;
 use crate::respond::{Handled, Outcome};
 
-/// Hands the event to the handler of its type, with the configuration loaded: a bad
-/// variable answers `500` before the handler does anything.
-pub fn dispatch(event: &ReceivedEvent, host: &mut impl Host) -> Handled {
+/// Hands the event to the handler of its type, with the configuration (`loaded` already, or
+/// loaded now): a bad variable answers `500` before the handler does anything.
+pub fn dispatch(event: &ReceivedEvent, host: &mut impl Host, loaded: Option<Config>) -> Handled {
     match event.event_type.as_str() {
-        pending::TYPE => configured(host, |config, api| pending::handle(event, config, api)),
+        pending::TYPE => configured(host, loaded, |config, api| pending::handle(event, config, api)),
         pod_change::UPDATED => {
-            configured(host, |config, api| pod_change::handle(event, Change::Updated, config, api))
+            configured(host, loaded, |config, api| pod_change::handle(event, Change::Updated, config, api))
         }
         pod_change::DELETED => {
-            configured(host, |config, api| pod_change::handle(event, Change::Deleted, config, api))
+            configured(host, loaded, |config, api| pod_change::handle(event, Change::Deleted, config, api))
         }
-        release::TYPE => configured(host, |config, api| release::handle(event, config, api)),
+        release::TYPE => configured(host, loaded, |config, api| release::handle(event, config, api)),
         _ => Handled::new(Outcome::Ignored(None)),
     }
 }
 
-fn configured<H: Host>(host: &mut H, handler: impl FnOnce(&Config, &mut H) -> Handled) -> Handled {
-    match Config::load(|name| host.variable(name)) {
+fn configured<H: Host>(
+    host: &mut H,
+    loaded: Option<Config>,
+    handler: impl FnOnce(&Config, &mut H) -> Handled,
+) -> Handled {
+    match loaded.map_or_else(|| Config::load(|name| host.variable(name)), Ok) {
         Ok(config) => handler(&config, host),
         Err(error) => Handled::new(Outcome::Misconfigured(error.to_string())),
     }

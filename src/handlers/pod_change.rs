@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::cloudevents::{ReceivedEvent, Reply};
 use crate::config::Config;
 use crate::kube::KubeApi;
-use crate::kube::calls::{CallFailure, PodCalls};
+use crate::kube::calls::{ApiCalls, CallFailure};
 use crate::kube::requests::Deletion;
 use crate::kube::responses::PodView;
 use crate::pod::lifecycle::{Change, Ending, Lifecycle, lifecycle};
@@ -52,7 +52,7 @@ pub fn handle(event: &ReceivedEvent, change: Change, config: &Config, api: &mut 
             Outcome::Done(Reply::about_pod(&meta.uid, READY_TYPE, &meta.name, Value::Object(data)))
         }
         Lifecycle::Finished(ending) => {
-            let mut calls = PodCalls::new(api, config);
+            let mut calls = ApiCalls::new(api, config);
             let outcome = finished(&mut calls, change, &pod, ending);
             handled.api_status = calls.statuses;
             outcome
@@ -104,7 +104,7 @@ fn identity(pod: &PodView) -> Map<String, Value> {
 
 /// The `finished` event, after deleting the pod when `reap_finished` says so and nobody has
 /// yet: a pod that is being deleted, or is gone, is not deleted again.
-fn finished(calls: &mut PodCalls<impl KubeApi>, change: Change, pod: &PodView, ending: Ending) -> Outcome {
+fn finished(calls: &mut ApiCalls<impl KubeApi>, change: Change, pod: &PodView, ending: Ending) -> Outcome {
     let config = calls.config;
     let meta = &pod.metadata;
     let going = change == Change::Deleted || meta.deletion_timestamp.is_some();

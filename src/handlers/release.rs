@@ -10,7 +10,7 @@ use crate::handlers::failure_outcome;
 use crate::identity::EventKey;
 use crate::json;
 use crate::kube::KubeApi;
-use crate::kube::calls::PodCalls;
+use crate::kube::calls::ApiCalls;
 use crate::kube::requests::Deletion;
 use crate::names;
 use crate::pod::name::pod_name;
@@ -44,7 +44,7 @@ pub fn handle(event: &ReceivedEvent, config: &Config, api: &mut impl KubeApi) ->
         reply(event, namespace, FAILED_TYPE, Some(&name), gateway, message)
     };
 
-    let mut calls = PodCalls::new(api, config);
+    let mut calls = ApiCalls::new(api, config);
     let pod = match calls.get(&name) {
         Ok(pod) => pod,
         Err(failure) => {

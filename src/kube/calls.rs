@@ -1,4 +1,4 @@
-//! The API calls of one event, on the client namespace's pods: each request sent, the status
+//! The API calls of one event (on the client namespace's pods, and token reviews): each request sent, the status
 //! of every answer recorded for the log line, and what an answer that is not the one wanted
 //! means for the event ([`CallFailure`]): refused for good, worth retrying, or a deployment
 //! that cannot reach the API at all.
@@ -22,15 +22,15 @@ pub enum CallFailure {
 }
 
 /// The API calls of one event, with the status of every answer.
-pub struct PodCalls<'a, A> {
+pub struct ApiCalls<'a, A> {
     api: &'a mut A,
     pub config: &'a Config,
     pub statuses: Vec<u16>,
 }
 
-impl<'a, A: KubeApi> PodCalls<'a, A> {
+impl<'a, A: KubeApi> ApiCalls<'a, A> {
     pub fn new(api: &'a mut A, config: &'a Config) -> Self {
-        PodCalls { api, config, statuses: Vec::new() }
+        ApiCalls { api, config, statuses: Vec::new() }
     }
 
     /// `namespace/name`, as messages name a pod.

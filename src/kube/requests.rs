@@ -1,6 +1,7 @@
 //! The requests the component makes, built with kube-core's client-less request builder:
-//! create a pod, get it, remove its scheduling gate, delete it.
+//! create a pod, get it, remove its scheduling gate, delete it; review a sender's token.
 
+use k8s_openapi::api::authentication::v1::TokenReview;
 use k8s_openapi::api::core::v1::Pod;
 use kube_core::params::{DeleteParams, GetParams, Patch, PatchParams, PostParams, Preconditions};
 use kube_core::{Request, Resource};
@@ -72,6 +73,23 @@ pub fn delete_pod(
         ..DeleteParams::default()
     };
     let request = pods(config).delete(name, &params).map_err(|error| error.to_string())?;
+    authorized(config, request)
+}
+
+/// Asks the API server whom `token` authenticates, for `audience` (TokenReview). The body is
+/// written here rather than from k8s-openapi's `TokenReview`, whose serializer would link
+/// `ObjectMeta`'s and its date formatting (BENCHMARKS.md: the size of the component).
+pub fn review_token(config: &Config, token: &str, audience: &str) -> Result<http::Request<Vec<u8>>, String> {
+    let body = serde_json::json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token, "audiences": [audience]},
+    });
+    let body =
+        serde_json::to_vec(&body).map_err(|error| format!("cannot encode the token review: {error}"))?;
+    let request = Request::new(TokenReview::url_path(&(), None))
+        .create(&PostParams::default(), body)
+        .map_err(|error| error.to_string())?;
     authorized(config, request)
 }
 

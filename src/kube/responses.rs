@@ -210,6 +210,32 @@ pub struct WaitingView {
     pub message: Option<String>,
 }
 
+/// What a TokenReview answer says of the token.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct TokenReviewView {
+    #[serde(default)]
+    pub status: TokenReviewStatusView,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct TokenReviewStatusView {
+    #[serde(default)]
+    pub authenticated: bool,
+    #[serde(default)]
+    pub user: UserView,
+    /// The requested audiences the token is valid for.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Why the token did not authenticate.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct UserView {
+    #[serde(default)]
+    pub username: String,
+}
+
 impl PodView {
     pub fn parse(body: &[u8]) -> Result<Self, String> {
         serde_json::from_slice(body)

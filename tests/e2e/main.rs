@@ -4,6 +4,7 @@
 //! paths) or, without it, `spin` on `PATH`. Without either, the real-Spin runs are reported
 //! as ignored, with a line saying how to enable them.
 
+mod auth;
 #[path = "../common/contract.rs"]
 mod contract;
 mod lifecycle;
@@ -39,15 +40,17 @@ fn main() {
         routing::SCENARIOS,
         pod_shape::SCENARIOS,
         lifecycle::SCENARIOS,
+        auth::SCENARIOS,
         wire::SCENARIOS,
     ]
     .into_iter()
     .flatten()
     .collect();
-    let mut trials = vec![Trial::test("the_component_imports_only_wasi_and_spin_variables", || {
-        the_component_imports_only_wasi_and_spin_variables();
-        Ok(())
-    })];
+    let mut trials =
+        vec![Trial::test("the_component_imports_only_wasi_and_spin_variables_and_key_value", || {
+            the_component_imports_only_wasi_and_spin_variables_and_key_value();
+            Ok(())
+        })];
     let mut runtimes = vec![Runtime::Harness];
     match SpinBinary::from_env() {
         Ok(binaries) if binaries.is_empty() => {
@@ -89,7 +92,7 @@ fn main() {
     libtest_mimic::run(&args, trials).exit();
 }
 
-fn the_component_imports_only_wasi_and_spin_variables() {
+fn the_component_imports_only_wasi_and_spin_variables_and_key_value() {
     let wasm = std::fs::read(component::release_component().expect("the component builds")).unwrap();
     // Only the outer component's imports: nested components (the export adapters) have
     // imports of their own that the host never sees.
@@ -107,7 +110,13 @@ fn the_component_imports_only_wasi_and_spin_variables() {
             _ => {}
         }
     }
-    let not_wasi: Vec<_> = imports.iter().filter(|name| !name.starts_with("wasi:")).collect();
-    assert_eq!(not_wasi, ["fermyon:spin/variables@2.0.0"], "all imports: {imports:?}");
+    let mut not_wasi: Vec<_> = imports.iter().filter(|name| !name.starts_with("wasi:")).collect();
+    not_wasi.sort();
+    // What both the harness host and Spin 3.6 (containerd-shim-spin v0.24) provide.
+    assert_eq!(
+        not_wasi,
+        ["fermyon:spin/key-value@2.0.0", "fermyon:spin/variables@2.0.0"],
+        "all imports: {imports:?}"
+    );
     assert!(imports.iter().any(|name| name.starts_with("wasi:http/outgoing-handler@0.2.")), "{imports:?}");
 }

@@ -16,7 +16,8 @@ pub use crate::contract::{
 };
 
 /// The component in its host with a fake API server behind it. The component's token may do
-/// what `kube::POD_VERBS` says on pods in `default`, nothing else, as `deploy/rbac.yaml` grants.
+/// what `kube::POD_VERBS` says on pods in `default` and create token reviews, nothing else,
+/// as `deploy/rbac.yaml` grants.
 /// `default` is routed (`routed-gateway: "true"`) by two pod-gateway releases, `foo` and
 /// `bar`, as `deploy/` installs them (chart 7.x, annotation mode, `failurePolicy: Fail`).
 pub struct World {
@@ -28,20 +29,24 @@ pub struct World {
 
 impl World {
     pub fn new(runtime: &Runtime, variables: &[(&str, &str)]) -> Self {
-        Self::start(runtime, variables, None).expect("the component starts")
+        Self::start(runtime, variables, AppSpec::default()).expect("the component starts")
     }
 
     /// With `allowed_outbound_hosts` replaced in spin.toml.
     pub fn with_outbound_hosts(runtime: &Runtime, hosts: &[&str]) -> Self {
         let hosts = hosts.iter().map(|host| (*host).to_owned()).collect();
-        Self::start(runtime, &[], Some(hosts)).expect("the component starts")
+        let spec = AppSpec { allowed_outbound_hosts: Some(hosts), ..AppSpec::default() };
+        Self::start(runtime, &[], spec).expect("the component starts")
     }
 
-    pub fn start(
-        runtime: &Runtime,
-        variables: &[(&str, &str)],
-        allowed_outbound_hosts: Option<Vec<String>>,
-    ) -> anyhow::Result<Self> {
+    /// With the component's `key_value_stores` replaced in spin.toml.
+    pub fn with_key_value_stores(runtime: &Runtime, variables: &[(&str, &str)], stores: &[&str]) -> Self {
+        let stores = stores.iter().map(|store| (*store).to_owned()).collect();
+        let spec = AppSpec { key_value_stores: Some(stores), ..AppSpec::default() };
+        Self::start(runtime, variables, spec).expect("the component starts")
+    }
+
+    pub fn start(runtime: &Runtime, variables: &[(&str, &str)], mut spec: AppSpec) -> anyhow::Result<Self> {
         let kube = FakeKube::start_empty();
         kube.add_namespace("default");
         kube.label_namespace("default", "routed-gateway", "true");
@@ -50,11 +55,10 @@ impl World {
         }
         kube.add_token(FakeKube::TOKEN, FakeKube::USER);
         kube.grant(FakeKube::USER, &POD_VERBS, Some("default"));
-        let url = kube.url();
-        let mut spec = AppSpec {
-            variables: vec![("k8s_api_url".into(), url), ("k8s_token".into(), FakeKube::TOKEN.into())],
-            allowed_outbound_hosts,
-        };
+        // deploy/rbac.yaml's ClusterRole: the sender check's token reviews.
+        kube.grant_on(FakeKube::USER, "authentication.k8s.io", "tokenreviews", &["create"], None);
+        spec.variables =
+            vec![("k8s_api_url".into(), kube.url()), ("k8s_token".into(), FakeKube::TOKEN.into())];
         spec.variables
             .extend(variables.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
         let app = App::start(runtime, &spec)?;

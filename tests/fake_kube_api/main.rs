@@ -4,6 +4,7 @@
 
 mod admission;
 mod kubelet;
+mod token_review;
 mod updates;
 
 use podgateway_test_harness::http_client::{Response, send_blocking};
@@ -57,6 +58,16 @@ pub(crate) fn create_as(
 
 pub(crate) fn get(kube: &FakeKube, path: &str) -> Response {
     call(kube, "GET", path, Some(FakeKube::TOKEN), &[], b"")
+}
+
+/// The real server's answer to a method a resource does not serve.
+pub(crate) fn method_not_allowed() -> Value {
+    status(
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+        Some(json!({})),
+    )
 }
 
 pub(crate) fn status(code: u16, reason: &str, message: &str, details: Option<Value>) -> Value {
@@ -678,10 +689,12 @@ fn checks_run_in_the_apiservers_order() {
     let bad_pod = serde_json::to_vec(&pod("Bad_Name")).unwrap();
     // authentication before everything
     assert_eq!(create_as(&kube, Some("wrong"), "nope", "?dryRun=x", b"{").status, 401);
-    // authorization before decoding
+    // authorization before CreateOptions
     assert_eq!(create_as(&kube, Some("nobody"), "nope", "?dryRun=x", b"{").status, 403);
-    // decoding before CreateOptions
-    assert_eq!(create_as(&kube, Some(FakeKube::TOKEN), "nope", "?dryRun=x", b"{").status, 400);
+    // CreateOptions before decoding (pkg/endpoints/handlers/create.go validates them first)
+    assert_eq!(create_as(&kube, Some(FakeKube::TOKEN), "nope", "?dryRun=x", b"{").status, 422);
+    // decoding before admission
+    assert_eq!(create_as(&kube, Some(FakeKube::TOKEN), "nope", "", b"{").status, 400);
     // CreateOptions before admission
     assert_eq!(create_as(&kube, Some(FakeKube::TOKEN), "nope", "?dryRun=x", &bad_pod).status, 422);
     // admission before validation
@@ -785,15 +798,7 @@ fn unknown_paths_are_404_and_other_methods_405() {
         status(404, "NotFound", "the server could not find the requested resource", Some(json!({}))),
     );
     let resp = call(&kube, "PUT", "/api/v1/namespaces/default/pods", Some(FakeKube::TOKEN), &[], b"{}");
-    assert_status(
-        &resp,
-        status(
-            405,
-            "MethodNotAllowed",
-            "the server does not allow this method on the requested resource",
-            Some(json!({})),
-        ),
-    );
+    assert_status(&resp, method_not_allowed());
 }
 
 // ---- fault injection ----

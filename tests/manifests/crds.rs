@@ -87,6 +87,22 @@ pub struct SpinAppResources {
 pub struct SpinAppRuntimeConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_from_secret: Option<String>,
+    /// Ignored by the operator when `loadFromSecret` is set (spin-operator
+    /// internal/runtimeconfig/runtime_config.go).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_value_stores: Vec<SpinAppKeyValueStore>,
+}
+
+/// A `runtimeConfig.keyValueStores` entry: a `[key_value_store.<name>]` table of the runtime
+/// config the operator writes.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpinAppKeyValueStore {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub store_type: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -165,6 +181,8 @@ pub struct DeliverySpec {
     pub dead_letter_sink: Option<Destination>,
 }
 
+/// Knative's duckv1 Destination (knative.dev/pkg apis/duck/v1/destination.go), without
+/// `CACerts`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Destination {
@@ -172,6 +190,10 @@ pub struct Destination {
     pub reference: Option<KReference>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
+    /// The OIDC audience a sender with `authentication-oidc` enabled asks a token for; for
+    /// a target that is no Addressable (a v1 Service) the only place it can come from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -274,6 +296,57 @@ pub struct EventTypeSpec {
     pub description: Option<String>,
 }
 
+/// `eventing.knative.dev/v1alpha1` EventPolicy (Knative Eventing 1.15+; knative/eventing
+/// config/core/resources/eventpolicy.yaml, pkg/apis/eventing/v1alpha1/eventpolicy_types.go):
+/// who may send to the receivers of `to`. Without `to[].selector` and `filters` (1.16+).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventPolicy {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: EventPolicySpec,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventPolicySpec {
+    /// Empty: every receiver in the policy's namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<EventPolicyTo>,
+    /// Empty: nobody.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<EventPolicyFrom>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventPolicyTo {
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<EventPolicyToReference>,
+}
+
+/// A receiver in the policy's own namespace: the CRD has no `namespace` here (the API
+/// server would drop one silently).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventPolicyToReference {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+}
+
+/// One allowed sender: a `ref` to an object whose OIDC ServiceAccount Knative resolves, or
+/// a `sub`ject (exact, or ending in `*`: any suffix). Knative takes exactly one of them.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventPolicyFrom {
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<KReference>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+}
+
 /// `kustomize.config.k8s.io/v1beta1` Kustomization: only plain resources, so that what
 /// `kubectl apply -k deploy/` applies is exactly what these tests check.
 #[derive(Debug, Deserialize, Serialize)]
@@ -364,4 +437,7 @@ pub struct ClientTls {
 pub struct RuntimeConfigToml {
     #[serde(default)]
     pub client_tls: Vec<ClientTls>,
+    /// `[key_value_store.<label>]` tables; their keys depend on the store's `type`.
+    #[serde(default)]
+    pub key_value_store: BTreeMap<String, toml::Table>,
 }

@@ -8,12 +8,14 @@
 //!   and is reported. The CRD kinds (SpinApp, SpinAppExecutor, Broker, Trigger, the
 //!   Kustomization), the pod-gateway Helm values and Spin's runtime config go through typed
 //!   structs with `deny_unknown_fields` that name the fields this project uses, with their
-//!   types (`crds.rs`, with the ApiServerSource and the EventType; the rule is in
-//!   `rules/kinds.rs`, with: no cluster-wide RBAC, every namespace used exists).
+//!   types (`crds.rs`, with the ApiServerSource, the EventType and the EventPolicy; the rule is in
+//!   `rules/kinds.rs`, with: no cluster-wide RBAC but the token review, every namespace
+//!   used exists).
 //! - The set is consistent (`rules/`, one file per concern):
 //!   - `spin.rs`: the SpinApp runs on the shim (executor → RuntimeClass → handler) with a
 //!     versioned image; every Spin variable is fed to the SpinApp and nothing else is, from
-//!     keys that exist; the ConfigMap's values are accepted by the component's own loader.
+//!     keys that exist; the ConfigMap's values are accepted by the component's own loader;
+//!     every key-value store spin.toml uses exists under the shim.
 //!   - `identity.rs`: the token comes from the SpinApp's ServiceAccount; the runtime config
 //!     trusts the cluster CA for the API host.
 //!   - `rbac.rs`: the Role grants what the code calls and nothing more, in the client
@@ -28,6 +30,13 @@
 //!     updates, deletions and release events each reach the component through one Trigger;
 //!     every type the component consumes or produces has one EventType naming its data
 //!     fields (the contract's list of fields per type is there).
+//!   - `auth.rs`: sender authentication (Knative OIDC): every Trigger to the component names
+//!     `auth_audience` as its subscriber's audience; `auth_allowed_senders` lists exactly the
+//!     OIDC ServiceAccounts Knative makes for those Triggers (names short enough not to be
+//!     hashed); a ClusterRole of exactly `create` on tokenreviews is bound to the SpinApp's
+//!     ServiceAccount; one EventPolicy on the Broker lets in the ApiServerSource (by ref, in
+//!     its namespace), the Triggers' OIDC ServiceAccounts (their replies) and the curl sender,
+//!     and no subject outside the Broker's namespace.
 //!
 //! Each consistency rule is a function that returns the problems it finds (all of them in
 //! `rules::RULES`). Next to the test that runs it on the real files, a test breaks a copy
@@ -48,7 +57,7 @@ use load::{Doc, Manifests, is_helm_values, load, parse_yaml_documents, root, yam
 use rules::eventing::iso8601_seconds;
 use rules::identity::url_host;
 use rules::routing::ROUTED_LABEL;
-use rules::{RULES, Rule, eventing, identity, kinds, kustomize, lifecycle, rbac, routing, spin};
+use rules::{RULES, Rule, auth, eventing, identity, kinds, kustomize, lifecycle, rbac, routing, spin};
 
 // ---------------------------------------------------------------------------------------
 // Running a rule on the real files and on a broken copy
@@ -106,6 +115,13 @@ fn variable_mut<'a>(m: &'a mut Manifests, name: &str) -> &'a mut Value {
         .unwrap_or_else(|| panic!("no SpinApp variable {name}"))
 }
 
+/// The ClusterRole (and its ClusterRoleBinding) that lets the component review tokens.
+const TOKEN_REVIEWER: &str = "podgateway-client-provisioner-token-reviewer";
+
+fn trigger_mut<'a>(m: &'a mut Manifests, name: &str) -> &'a mut Value {
+    doc_mut(m, "Trigger", name)
+}
+
 fn api_server_source_mut(m: &mut Manifests) -> &mut Value {
     doc_mut(m, "ApiServerSource", "client-pods")
 }
@@ -113,6 +129,11 @@ fn api_server_source_mut(m: &mut Manifests) -> &mut Value {
 /// The ApiServerSource's Role.
 fn watcher_role_mut(m: &mut Manifests) -> &mut Value {
     doc_mut(m, "Role", "client-pod-watcher")
+}
+
+/// The EventPolicy of the Broker (deploy/eventpolicy.yaml).
+fn event_policy_mut(m: &mut Manifests) -> &mut Value {
+    doc_mut(m, "EventPolicy", "podgateway-senders")
 }
 
 fn ready_event_type_mut(m: &mut Manifests) -> &mut Value {
@@ -160,7 +181,7 @@ fn every_yaml_document_parses() {
     for kind in ["SpinAppExecutor", "RuntimeClass", "Broker", "Trigger", "Deployment", "Service"] {
         assert!(m.of_kind(kind).next().is_some(), "no {kind}");
     }
-    for kind in ["ApiServerSource", "EventType"] {
+    for kind in ["ApiServerSource", "EventType", "EventPolicy"] {
         assert!(m.of_kind(kind).next().is_some(), "no {kind}");
     }
     assert_eq!(m.helm_values.len(), 2, "two pod-gateway values files (foo, bar)");
@@ -216,6 +237,12 @@ fn an_unknown_or_mistyped_field_in_a_crd_kind_is_caught() {
     assert_catches(kinds::check_known_kinds_and_fields, "broker", |m| {
         doc_mut(m, "EventType", "io-podgateway-client-ready")["spec"]["broker"] = json!("podgateway");
     });
+    assert_catches(kinds::check_known_kinds_and_fields, "unknown field `namespace`", |m| {
+        event_policy_mut(m)["spec"]["to"][0]["ref"]["namespace"] = json!("podgateway-system");
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "unknown field `filters`", |m| {
+        event_policy_mut(m)["spec"]["filters"] = json!([{"prefix": {"type": "io.podgateway."}}]);
+    });
     assert_catches(
         kinds::check_known_kinds_and_fields,
         "unexpected kind EventType (eventing.knative.dev/v1beta3)",
@@ -227,16 +254,26 @@ fn an_unknown_or_mistyped_field_in_a_crd_kind_is_caught() {
 }
 
 #[test]
-fn a_cluster_role_or_an_unexpected_kind_is_caught() {
+fn cluster_rbac_beyond_the_token_review_or_an_unexpected_kind_is_caught() {
     let cluster_role = |m: &mut Manifests| {
         m.docs.push(Doc {
             file: "deploy/rbac.yaml".into(),
             value: json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                          "metadata": {"name": "x"}, "rules": []}),
+                          "metadata": {"name": "x"},
+                          "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}),
         });
     };
-    assert_catches(kinds::check_known_kinds_and_fields, "no cluster-wide RBAC", cluster_role);
-    assert_catches(kinds::check_no_cluster_rbac, "no cluster-wide RBAC", cluster_role);
+    assert_catches(kinds::check_cluster_rbac, "no cluster-wide RBAC but the token review", cluster_role);
+    assert_catches(auth::check_token_review_rbac, "expected exactly one ClusterRole", cluster_role);
+    assert_catches(kinds::check_cluster_rbac, "is not a ClusterRole of these manifests", |m| {
+        doc_mut(m, "ClusterRoleBinding", TOKEN_REVIEWER)["roleRef"]["name"] = json!("system:auth-delegator");
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "cluster-scoped, must not have a namespace", |m| {
+        doc_mut(m, "ClusterRole", TOKEN_REVIEWER)["metadata"]["namespace"] = json!("podgateway-system");
+    });
+    assert_catches(kinds::check_known_kinds_and_fields, "rules[0].verb", |m| {
+        doc_mut(m, "ClusterRole", TOKEN_REVIEWER)["rules"][0]["verb"] = json!(["create"]);
+    });
     assert_catches(kinds::check_known_kinds_and_fields, "unexpected kind", |m| {
         m.docs.push(Doc {
             file: "deploy/x.yaml".into(),
@@ -250,8 +287,8 @@ fn a_cluster_role_or_an_unexpected_kind_is_caught() {
 }
 
 #[test]
-fn no_cluster_wide_rbac() {
-    assert_holds(kinds::check_no_cluster_rbac);
+fn no_cluster_wide_rbac_but_the_token_review() {
+    assert_holds(kinds::check_cluster_rbac);
 }
 
 #[test]
@@ -361,6 +398,12 @@ fn a_bad_configured_value_is_caught() {
     });
     assert_catches(spin::check_config_values, "client_active_deadline_seconds", |m| {
         config_mut(m)["client_active_deadline_seconds"] = json!("-1");
+    });
+    assert_catches(spin::check_config_values, "auth_cache_seconds", |m| {
+        config_mut(m)["auth_cache_seconds"] = json!("5m");
+    });
+    assert_catches(spin::check_config_values, "auth_allowed_senders", |m| {
+        config_mut(m)["auth_allowed_senders"] = json!("system:serviceaccount:*:client-release");
     });
 }
 
@@ -587,6 +630,20 @@ fn a_broken_api_server_source_is_caught() {
             );
         },
     );
+    assert_catches(
+        lifecycle::check_api_server_source,
+        "must be eventing.knative.dev/broker/podgateway-system/podgateway",
+        |m| {
+            api_server_source_mut(m)["spec"]["sink"].as_object_mut().unwrap().remove("audience");
+        },
+    );
+    assert_catches(
+        lifecycle::check_api_server_source,
+        "the OIDC audience of Broker podgateway-system/podgateway",
+        |m| {
+            api_server_source_mut(m)["spec"]["sink"]["audience"] = json!("podgateway-client-provisioner");
+        },
+    );
     assert_catches(lifecycle::check_api_server_source, "expected exactly one ApiServerSource", |m| {
         m.docs.retain(|d| d.kind() != "ApiServerSource");
     });
@@ -635,45 +692,45 @@ fn an_api_server_source_role_granting_more_or_less_is_caught() {
 #[test]
 fn a_lifecycle_event_that_does_not_reach_the_component_is_caught() {
     assert_catches(lifecycle::check_lifecycle_triggers, "must filter exactly", |m| {
-        doc_mut(m, "Trigger", "client-provisioner-pod-updated")["spec"]["filter"]["attributes"]
+        doc_mut(m, "Trigger", "client-pod-updated")["spec"]["filter"]["attributes"]
             .as_object_mut()
             .unwrap()
             .remove("namespace");
     });
     assert_catches(lifecycle::check_lifecycle_triggers, "must filter exactly", |m| {
-        doc_mut(m, "Trigger", "client-provisioner-release")["spec"]["filter"]["attributes"]["namespace"] =
+        doc_mut(m, "Trigger", "client-release")["spec"]["filter"]["attributes"]["namespace"] =
             json!("podgateway-clients");
     });
     assert_catches(lifecycle::check_lifecycle_triggers, "must filter exactly", |m| {
         config_mut(m)["client_namespace"] = json!("podgateway-pods");
     });
     assert_catches(lifecycle::check_lifecycle_triggers, "must reach the component's Service", |m| {
-        doc_mut(m, "Trigger", "client-provisioner-release")["spec"]["subscriber"]["ref"]["name"] =
+        doc_mut(m, "Trigger", "client-release")["spec"]["subscriber"]["ref"]["name"] =
             json!("cloudevents-player");
     });
     assert_catches(
         lifecycle::check_lifecycle_triggers,
         "must be on Broker podgateway-system/podgateway",
         |m| {
-            doc_mut(m, "Trigger", "client-provisioner-pod-deleted")["spec"]["broker"] = json!("default");
+            doc_mut(m, "Trigger", "client-pod-deleted")["spec"]["broker"] = json!("default");
         },
     );
     assert_catches(
         lifecycle::check_lifecycle_triggers,
         &format!("expected exactly one Trigger for type {}, found 0", contract::POD_DELETED),
-        |m| m.docs.retain(|d| d.name() != "client-provisioner-pod-deleted"),
+        |m| m.docs.retain(|d| d.name() != "client-pod-deleted"),
     );
     assert_catches(
         lifecycle::check_lifecycle_triggers,
         &format!("expected exactly one Trigger for type {}, found 2", contract::RELEASE),
         |m| {
-            let mut copy = doc_mut(m, "Trigger", "client-provisioner-release").clone();
-            copy["metadata"]["name"] = json!("client-provisioner-release-2");
+            let mut copy = doc_mut(m, "Trigger", "client-release").clone();
+            copy["metadata"]["name"] = json!("client-release-2");
             m.docs.push(Doc { file: "deploy/trigger.yaml".into(), value: copy });
         },
     );
     assert_catches(eventing::check_component_trigger, "one of the types it consumes", |m| {
-        doc_mut(m, "Trigger", "client-provisioner-release")["spec"]["filter"]["attributes"]["type"] =
+        doc_mut(m, "Trigger", "client-release")["spec"]["filter"]["attributes"]["type"] =
             json!("io.podgateway.client.released");
     });
 }
@@ -835,6 +892,327 @@ fn a_kustomization_missing_a_file_is_caught() {
     assert_catches(kustomize::check_kustomization, "unknown field `namespace`", |m| {
         m.kustomization["namespace"] = json!("podgateway-system");
     });
+}
+
+#[test]
+fn every_key_value_store_of_spin_toml_exists_in_the_cluster() {
+    assert_holds(spin::check_key_value_stores);
+}
+
+#[test]
+fn a_key_value_store_the_cluster_lacks_is_caught() {
+    let use_cache_store = |m: &mut Manifests| {
+        let component = m.spin["component"]["client-provisioner"].as_table_mut().unwrap();
+        component
+            .insert("key_value_stores".into(), toml::Value::Array(vec!["default".into(), "cache".into()]));
+    };
+    assert_catches(spin::check_key_value_stores, "uses key-value store cache", use_cache_store);
+    assert_catches(spin::check_key_value_stores, "is ignored with loadFromSecret", |m| {
+        use_cache_store(m);
+        spin_app_mut(m)["spec"]["runtimeConfig"]["keyValueStores"] = json!([{"name": "cache", "type": "redis", "options": [{"name": "url", "value": "redis://redis:6379"}]}]);
+    });
+    // Declared in the runtime config Secret, the store exists.
+    let problems = broken(spin::check_key_value_stores, |m| {
+        use_cache_store(m);
+        edit_runtime_config(
+            m,
+            "[[client_tls]]",
+            "[key_value_store.cache]\ntype = \"spin\"\n\n[[client_tls]]",
+        );
+    });
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_catches(kinds::check_known_kinds_and_fields, "keyValueStore", |m| {
+        spin_app_mut(m)["spec"]["runtimeConfig"]["keyValueStore"] = json!([]);
+    });
+}
+
+#[test]
+fn every_trigger_to_the_component_asks_for_a_token_of_its_audience() {
+    assert_holds(auth::check_trigger_audiences);
+    assert_holds(auth::check_allowed_senders);
+    assert_holds(auth::check_token_review_rbac);
+}
+
+#[test]
+fn knatives_trigger_service_account_names_are_computed_as_kmeta_child_name_does() {
+    assert_eq!(auth::MAX_TRIGGER_NAME, 29);
+    assert_eq!(
+        auth::trigger_oidc_service_account("client-release").as_deref(),
+        Ok("client-release-oidc-eventing.knative.dev-trigger")
+    );
+    // 29 characters: exactly 63 with the suffix, still plain.
+    let longest = "a".repeat(29);
+    assert_eq!(auth::trigger_oidc_service_account(&longest).unwrap().len(), 63);
+    // 30, the length of the old client-provisioner-pod-updated: hashed by Knative.
+    let err = auth::trigger_oidc_service_account("client-provisioner-pod-updated").unwrap_err();
+    assert!(err.contains("30 characters") && err.contains("hash"), "{err}");
+    assert_eq!(
+        auth::service_account_subject("podgateway-system", "x"),
+        "system:serviceaccount:podgateway-system:x"
+    );
+}
+
+#[test]
+fn a_trigger_without_the_audience_or_a_wrong_audience_is_caught() {
+    assert_catches(auth::check_trigger_audiences, "subscriber.audience is None", |m| {
+        trigger_mut(m, "client-pod-deleted")["spec"]["subscriber"]
+            .as_object_mut()
+            .unwrap()
+            .remove("audience");
+    });
+    assert_catches(
+        auth::check_trigger_audiences,
+        "must be auth_audience \"podgateway-client-provisioner\"",
+        |m| {
+            trigger_mut(m, "client-provisioner")["spec"]["subscriber"]["audience"] =
+                json!("client-provisioner");
+        },
+    );
+    assert_catches(auth::check_trigger_audiences, "must be auth_audience \"podgateway-provisioner\"", |m| {
+        config_mut(m)["auth_audience"] = json!("podgateway-provisioner");
+    });
+    assert_catches(auth::check_trigger_audiences, "auth_audience is empty", |m| {
+        config_mut(m)["auth_audience"] = json!("");
+    });
+    assert_catches(auth::check_trigger_audiences, "does not deliver to the component", |m| {
+        trigger_mut(m, "cloudevents-player")["spec"]["subscriber"]["audience"] =
+            json!("podgateway-client-provisioner");
+    });
+}
+
+#[test]
+fn allowed_senders_that_do_not_match_the_triggers_are_caught() {
+    let senders = |m: &mut Manifests| config_mut(m)["auth_allowed_senders"].as_str().unwrap().to_owned();
+    assert_catches(
+        auth::check_allowed_senders,
+        "client-release-oidc-eventing.knative.dev-trigger is not in auth_allowed_senders",
+        |m| {
+            let kept: Vec<String> = senders(m)
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.contains("client-release"))
+                .map(Into::into)
+                .collect();
+            config_mut(m)["auth_allowed_senders"] = json!(kept.join(","));
+        },
+    );
+    assert_catches(auth::check_allowed_senders, "the OIDC ServiceAccount of no Trigger", |m| {
+        let more = format!("{},system:serviceaccount:podgateway-system:cloudevents-player", senders(m));
+        config_mut(m)["auth_allowed_senders"] = json!(more);
+    });
+    assert_catches(auth::check_allowed_senders, "has the prefix", |m| {
+        let more = format!("{},system:serviceaccount:podgateway-system:*", senders(m));
+        config_mut(m)["auth_allowed_senders"] = json!(more);
+    });
+    assert_catches(auth::check_allowed_senders, "twice", |m| {
+        let first = senders(m).split(',').next().unwrap().trim().to_owned();
+        let more = format!("{},{first}", senders(m));
+        config_mut(m)["auth_allowed_senders"] = json!(more);
+    });
+    assert_catches(auth::check_allowed_senders, "auth_allowed_senders is empty", |m| {
+        config_mut(m)["auth_allowed_senders"] = json!("");
+    });
+    // A renamed Trigger has another sender; a name of 30 characters would be hashed.
+    assert_catches(
+        auth::check_allowed_senders,
+        "client-releases-oidc-eventing.knative.dev-trigger is not in auth_allowed_senders",
+        |m| trigger_mut(m, "client-release")["metadata"]["name"] = json!("client-releases"),
+    );
+    assert_catches(auth::check_allowed_senders, "more than 29: Knative would shorten", |m| {
+        trigger_mut(m, "client-pod-updated")["metadata"]["name"] = json!("client-provisioner-pod-updated");
+    });
+    // A Trigger in another namespace than the one its ServiceAccount is listed in.
+    assert_catches(
+        auth::check_allowed_senders,
+        "system:serviceaccount:podgateway-clients:client-release-oidc-eventing.knative.dev-trigger is not",
+        |m| trigger_mut(m, "client-release")["metadata"]["namespace"] = json!("podgateway-clients"),
+    );
+}
+
+#[test]
+fn a_token_review_role_granting_more_or_less_or_bound_elsewhere_is_caught() {
+    fn role(m: &mut Manifests) -> &mut Value {
+        doc_mut(m, "ClusterRole", TOKEN_REVIEWER)
+    }
+    assert_catches(
+        auth::check_token_review_rbac,
+        "the component needs exactly `create` on tokenreviews",
+        |m| {
+            role(m)["rules"][0]["verbs"] = json!(["create", "get"]);
+        },
+    );
+    assert_catches(
+        auth::check_token_review_rbac,
+        "the component needs exactly `create` on tokenreviews",
+        |m| {
+            role(m)["rules"][0]["resources"] = json!(["tokenreviews", "subjectaccessreviews"]);
+        },
+    );
+    assert_catches(
+        auth::check_token_review_rbac,
+        "the component needs exactly `create` on tokenreviews",
+        |m| {
+            role(m)["rules"][0]["apiGroups"] = json!(["authorization.k8s.io"]);
+        },
+    );
+    assert_catches(auth::check_token_review_rbac, "expected one rule", |m| {
+        let rules = role(m)["rules"].as_array_mut().unwrap();
+        rules.push(json!({"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
+                          "verbs": ["create"]}));
+    });
+    assert_catches(auth::check_token_review_rbac, "resourceNames", |m| {
+        role(m)["rules"][0]["resourceNames"] = json!(["x"]);
+    });
+    assert_catches(kinds::check_cluster_rbac, "no cluster-wide RBAC but the token review", |m| {
+        role(m)["rules"][0]["verbs"] = json!(["*"]);
+    });
+    assert_catches(auth::check_token_review_rbac, "no ClusterRoleBinding binds ClusterRole", |m| {
+        doc_mut(m, "ClusterRoleBinding", TOKEN_REVIEWER)["subjects"][0]["namespace"] = json!("default");
+    });
+    assert_catches(auth::check_token_review_rbac, "no ClusterRoleBinding binds ClusterRole", |m| {
+        spin_app_mut(m)["spec"]["serviceAccountName"] = json!("other");
+    });
+    assert_catches(auth::check_token_review_rbac, "no ClusterRoleBinding binds ClusterRole", |m| {
+        m.docs.retain(|d| d.kind() != "ClusterRoleBinding");
+    });
+    assert_catches(
+        auth::check_token_review_rbac,
+        "only the component's ServiceAccount reviews tokens",
+        |m| {
+            let subjects =
+                doc_mut(m, "ClusterRoleBinding", TOKEN_REVIEWER)["subjects"].as_array_mut().unwrap();
+            subjects.push(json!({"kind": "ServiceAccount", "name": "client-pod-watcher", "namespace": "podgateway-clients"}));
+        },
+    );
+    assert_catches(auth::check_token_review_rbac, "expected exactly one ClusterRole", |m| {
+        m.docs.retain(|d| d.kind() != "ClusterRole");
+    });
+}
+
+#[test]
+fn the_broker_lets_in_the_api_server_source_the_replies_and_the_curl_sender() {
+    assert_holds(auth::check_broker_event_policy);
+}
+
+#[test]
+fn subjects_are_matched_as_knatives_broker_ingress_does() {
+    let allowed = ["system:serviceaccount:podgateway-system:*", "system:serviceaccount:a:B"];
+    assert!(auth::subject_allowed("system:serviceaccount:podgateway-system:event-sender", &allowed));
+    assert!(auth::subject_allowed("system:serviceaccount:a:b", &allowed), "exact, ignoring case");
+    assert!(!auth::subject_allowed("system:serviceaccount:podgateway-clients:x", &allowed));
+    assert!(!auth::subject_allowed("system:serviceaccount:a:bc", &allowed));
+}
+
+#[test]
+fn an_event_policy_that_refuses_a_sender_or_misses_the_broker_is_caught() {
+    fn from(m: &mut Manifests) -> &mut Vec<Value> {
+        event_policy_mut(m)["spec"]["from"].as_array_mut().unwrap()
+    }
+    fn source_ref(m: &mut Manifests) -> &mut Value {
+        from(m).iter_mut().find(|f| f.get("ref").is_some()).expect("a from ref")
+    }
+    fn sub(m: &mut Manifests) -> &mut Value {
+        &mut from(m).iter_mut().find(|f| f.get("sub").is_some()).expect("a from sub")["sub"]
+    }
+    let none_for_the_broker = "expected exactly one EventPolicy whose `to` names Broker \
+                               podgateway-system/podgateway (deploy/broker.yaml), in its namespace, found 0";
+    assert_catches(auth::check_broker_event_policy, none_for_the_broker, |m| {
+        event_policy_mut(m)["spec"]["to"][0]["ref"]["name"] = json!("default");
+    });
+    assert_catches(auth::check_broker_event_policy, none_for_the_broker, |m| {
+        event_policy_mut(m)["spec"]["to"][0]["ref"]["kind"] = json!("InMemoryChannel");
+    });
+    assert_catches(auth::check_broker_event_policy, none_for_the_broker, |m| {
+        event_policy_mut(m)["metadata"]["namespace"] = json!("podgateway-clients");
+    });
+    assert_catches(auth::check_broker_event_policy, none_for_the_broker, |m| {
+        m.docs.retain(|d| d.kind() != "EventPolicy");
+    });
+    assert_catches(auth::check_broker_event_policy, "found 2", |m| {
+        let mut copy = event_policy_mut(m).clone();
+        copy["metadata"]["name"] = json!("more-senders");
+        m.docs.push(Doc { file: "deploy/eventpolicy.yaml".into(), value: copy });
+    });
+    assert_catches(auth::check_broker_event_policy, "an empty `to` applies to every receiver", |m| {
+        event_policy_mut(m)["spec"].as_object_mut().unwrap().remove("to");
+    });
+    assert_catches(auth::check_broker_event_policy, "`to` must name exactly Broker", |m| {
+        let to = event_policy_mut(m)["spec"]["to"].as_array_mut().unwrap();
+        to.push(json!({"ref": {"apiVersion": "messaging.knative.dev/v1", "kind": "InMemoryChannel", "name": "x"}}));
+    });
+    // The ApiServerSource: by ref, with its namespace.
+    assert_catches(
+        auth::check_broker_event_policy,
+        "`from` does not allow ApiServerSource podgateway-clients/client-pods (deploy/apiserversource.yaml) by ref",
+        |m| from(m).retain(|f| f.get("ref").is_none()),
+    );
+    assert_catches(
+        auth::check_broker_event_policy,
+        "has namespace none, must have podgateway-clients",
+        |m| {
+            source_ref(m)["ref"].as_object_mut().unwrap().remove("namespace");
+        },
+    );
+    assert_catches(auth::check_broker_event_policy, "is not an object of these manifests", |m| {
+        source_ref(m)["ref"]["name"] = json!("client-pod");
+    });
+    assert_catches(auth::check_broker_event_policy, "is not an object of these manifests", |m| {
+        source_ref(m)["ref"]["apiVersion"] = json!("sources.knative.dev/v1beta1");
+    });
+    // Knative's own validation.
+    assert_catches(auth::check_broker_event_policy, "needs exactly one of ref and sub", |m| {
+        source_ref(m)["sub"] = json!("system:serviceaccount:podgateway-clients:x");
+    });
+    assert_catches(auth::check_broker_event_policy, "`*` is only allowed as the last character", |m| {
+        *sub(m) = json!("system:serviceaccount:*:client-provisioner");
+    });
+    // The Triggers' replies and the curl sender.
+    assert_catches(
+        auth::check_broker_event_policy,
+        "Trigger podgateway-system/client-provisioner (deploy/trigger.yaml): its OIDC ServiceAccount \
+         system:serviceaccount:podgateway-system:client-provisioner-oidc-eventing.knative.dev-trigger is not allowed",
+        |m| from(m).retain(|f| f.get("sub").is_none()),
+    );
+    let triggers_only = |m: &mut Manifests| {
+        *sub(m) = json!("system:serviceaccount:podgateway-system:*-oidc-eventing.knative.dev-trigger");
+    };
+    assert_catches(
+        auth::check_broker_event_policy,
+        "`*` is only allowed as the last character",
+        triggers_only,
+    );
+    assert_catches(
+        auth::check_broker_event_policy,
+        "ServiceAccount podgateway-system/event-sender (deploy/eventpolicy.yaml): \
+         system:serviceaccount:podgateway-system:event-sender is not allowed",
+        |m| *sub(m) = json!("system:serviceaccount:podgateway-system:c*"),
+    );
+    assert_catches(
+        auth::check_broker_event_policy,
+        "Trigger podgateway-system/cloudevents-player (deploy/cloudevents-player.yaml): its OIDC ServiceAccount",
+        |m| *sub(m) = json!("system:serviceaccount:podgateway-system:client-*"),
+    );
+    // A Trigger whose ServiceAccount name Knative hashes is covered by the namespace pattern only.
+    let long_name = |m: &mut Manifests| {
+        trigger_mut(m, "cloudevents-player")["metadata"]["name"] =
+            json!("cloudevents-player-sees-everything");
+    };
+    assert!(broken(auth::check_broker_event_policy, long_name).is_empty());
+    assert_catches(auth::check_broker_event_policy, "<hashed by kmeta.ChildName> is not allowed", |m| {
+        long_name(m);
+        *sub(m) = json!("system:serviceaccount:podgateway-system:c*");
+    });
+    // No wider than the Broker's namespace.
+    assert_catches(
+        auth::check_broker_event_policy,
+        "allows subjects outside the ServiceAccounts of podgateway-system",
+        |m| *sub(m) = json!("system:serviceaccount:*"),
+    );
+    assert_catches(
+        auth::check_broker_event_policy,
+        "allows subjects outside the ServiceAccounts of podgateway-system",
+        |m| *sub(m) = json!("system:serviceaccount:podgateway-*"),
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::component::{release_component, workspace_root};
 use crate::host::SpinHost;
-use crate::manifest::{self, SpinApp};
+use crate::manifest::{self, ComponentOverrides, SpinApp};
 use crate::spin_cli::{SpinBinary, SpinUp};
 
 /// A host the scenarios run under.
@@ -35,6 +35,9 @@ pub struct AppSpec {
     pub variables: Vec<(String, String)>,
     /// Replaces the component's `allowed_outbound_hosts` of `spin.toml`.
     pub allowed_outbound_hosts: Option<Vec<String>>,
+    /// Replaces the component's `key_value_stores` of `spin.toml` (`Some(vec![])`: the
+    /// component may open no store, and `Store::open_default()` answers `access-denied`).
+    pub key_value_stores: Option<Vec<String>>,
 }
 
 /// The running application.
@@ -46,7 +49,9 @@ pub enum App {
 impl App {
     /// Builds the component (once per process) with the build command of `spin.toml` and
     /// serves it under `runtime`. Real Spin serves the project's `spin.toml` with the
-    /// component's `source` made absolute (the build may go to another target directory).
+    /// component's `source` made absolute (the build may go to another target directory) and
+    /// `spec`'s replacements written into it. Each start has key-value stores of its own: the
+    /// harness keeps them in memory, `spin up` in `<its temporary state dir>/sqlite_key_value.db`.
     pub fn start(runtime: &Runtime, spec: &AppSpec) -> anyhow::Result<Self> {
         let wasm = release_component()?;
         let manifest_path = workspace_root().join("spin.toml");
@@ -56,12 +61,19 @@ impl App {
                 if let Some(hosts) = &spec.allowed_outbound_hosts {
                     app.allowed_outbound_hosts = hosts.clone();
                 }
+                if let Some(labels) = &spec.key_value_stores {
+                    app.key_value_stores = labels.clone();
+                }
                 Ok(App::Harness(SpinHost::start(&wasm, app)?))
             }
             Runtime::Spin(binary) => {
                 let text = std::fs::read_to_string(&manifest_path)
                     .with_context(|| format!("reading {}", manifest_path.display()))?;
-                let text = manifest::with_source(&text, &wasm, spec.allowed_outbound_hosts.as_deref())?;
+                let overrides = ComponentOverrides {
+                    allowed_outbound_hosts: spec.allowed_outbound_hosts.as_deref(),
+                    key_value_stores: spec.key_value_stores.as_deref(),
+                };
+                let text = manifest::with_overrides(&text, &wasm, overrides)?;
                 Ok(App::Spin(SpinUp::start(binary, &text, &spec.variables)?))
             }
         }

@@ -1,5 +1,6 @@
-//! Reads a `spin.toml` (manifest v2) and resolves one component's variables and
-//! `allowed_outbound_hosts` the way Spin does when it loads the application.
+//! Reads a `spin.toml` (manifest v2) and resolves one component's variables,
+//! `allowed_outbound_hosts` and `key_value_stores` the way Spin does when it loads the
+//! application.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +18,10 @@ pub struct SpinApp {
     pub variables: BTreeMap<String, String>,
     /// `allowed_outbound_hosts`, templates resolved.
     pub allowed_outbound_hosts: Vec<String>,
+    /// `key_value_stores`: the store labels the component may open (none when absent). Spin
+    /// takes them literally (no templates) and rejects a label that is not a kebab-case or
+    /// snake_case id (`crates/manifest/src/schema/v2.rs`, `kebab_or_snake_case`).
+    pub key_value_stores: Vec<String>,
 }
 
 impl SpinApp {
@@ -63,11 +68,24 @@ impl SpinApp {
             }
         }
 
+        let mut key_value_stores = Vec::new();
+        if let Some(labels) = component.get("key_value_stores") {
+            let labels = labels.as_array().context("key_value_stores must be an array")?;
+            for label in labels {
+                let label = label.as_str().context("key_value_stores entries must be strings")?;
+                if let Some(reason) = crate::host::key_value_label_error(label) {
+                    bail!("key_value_stores: {label:?}: expected kebab-case or snake_case ({reason})");
+                }
+                key_value_stores.push(label.to_owned());
+            }
+        }
+
         Ok(Self {
             route: http_route(&manifest, &component_id)?,
             component_id,
             variables,
             allowed_outbound_hosts,
+            key_value_stores,
         })
     }
 }
@@ -77,6 +95,15 @@ pub fn component_id(manifest: &str) -> anyhow::Result<String> {
     Ok(component(&manifest.parse()?, None)?.0)
 }
 
+/// What the suite may replace in the only component's section of `spin.toml`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ComponentOverrides<'a> {
+    /// Replaces `allowed_outbound_hosts`.
+    pub allowed_outbound_hosts: Option<&'a [String]>,
+    /// Replaces `key_value_stores` (`Some(&[])`: the component may open no store).
+    pub key_value_stores: Option<&'a [String]>,
+}
+
 /// The manifest for `spin up` outside its directory: the only component's `source` is `wasm`
 /// (an absolute path) and, when given, its `allowed_outbound_hosts` are replaced.
 pub fn with_source(
@@ -84,6 +111,16 @@ pub fn with_source(
     wasm: &Path,
     allowed_outbound_hosts: Option<&[String]>,
 ) -> anyhow::Result<String> {
+    with_overrides(manifest, wasm, ComponentOverrides { allowed_outbound_hosts, ..Default::default() })
+}
+
+/// [`with_source`] with every [`ComponentOverrides`] applied.
+pub fn with_overrides(
+    manifest: &str,
+    wasm: &Path,
+    overrides: ComponentOverrides<'_>,
+) -> anyhow::Result<String> {
+    let ComponentOverrides { allowed_outbound_hosts, key_value_stores } = overrides;
     let mut manifest: Table = manifest.parse()?;
     let id = component(&manifest, None)?.0;
     let component = manifest
@@ -96,6 +133,10 @@ pub fn with_source(
     if let Some(hosts) = allowed_outbound_hosts {
         let hosts = hosts.iter().cloned().map(Value::String).collect();
         component.insert("allowed_outbound_hosts".into(), Value::Array(hosts));
+    }
+    if let Some(labels) = key_value_stores {
+        let labels = labels.iter().cloned().map(Value::String).collect();
+        component.insert("key_value_stores".into(), Value::Array(labels));
     }
     Ok(toml::to_string(&manifest)?)
 }
@@ -292,6 +333,45 @@ mod tests {
     fn an_invalid_outbound_host_is_kept_as_resolved() {
         let app = SpinApp::from_toml(MANIFEST, None, [("token", "t"), ("url", "not a url")]).unwrap();
         assert_eq!(app.allowed_outbound_hosts, ["not a url"]);
+    }
+
+    #[test]
+    fn key_value_stores_are_read_literally_and_checked() {
+        let app = SpinApp::from_toml(MANIFEST, None, [("token", "t")]).unwrap();
+        assert!(app.key_value_stores.is_empty(), "absent: no store");
+        let m = MANIFEST.replace(
+            "[component.c.variables]",
+            "key_value_stores = [\"default\", \"{{ url }}\"]\n[component.c.variables]",
+        );
+        let err = SpinApp::from_toml(&m, None, [("token", "t")]).unwrap_err();
+        assert!(format!("{err:#}").contains("expected kebab-case or snake_case"), "{err:#}");
+        let m = MANIFEST.replace(
+            "[component.c.variables]",
+            "key_value_stores = [\"default\", \"my_cache\"]\n[component.c.variables]",
+        );
+        let app = SpinApp::from_toml(&m, None, [("token", "t")]).unwrap();
+        assert_eq!(app.key_value_stores, ["default", "my_cache"]);
+    }
+
+    #[test]
+    fn overrides_replace_hosts_and_stores() {
+        let wasm = std::env::current_exe().unwrap();
+        let hosts = vec!["http://127.0.0.1:1".to_owned()];
+        let text = super::with_overrides(
+            MANIFEST,
+            &wasm,
+            super::ComponentOverrides { allowed_outbound_hosts: Some(&hosts), key_value_stores: Some(&[]) },
+        )
+        .unwrap();
+        let table: toml::Table = text.parse().unwrap();
+        let c = &table["component"]["c"];
+        assert_eq!(c["source"].as_str(), Some(wasm.canonicalize().unwrap().to_str().unwrap()));
+        assert_eq!(c["allowed_outbound_hosts"].as_array().unwrap().len(), 1);
+        assert_eq!(c["key_value_stores"].as_array().map(Vec::len), Some(0));
+        let untouched = super::with_source(MANIFEST, &wasm, None).unwrap();
+        assert!(
+            untouched.parse::<toml::Table>().unwrap()["component"]["c"].get("key_value_stores").is_none()
+        );
     }
 
     #[test]

@@ -84,6 +84,11 @@ impl SpinUp {
     /// directory and starts `spin up` on it with `SPIN_VARIABLE_<NAME>` for each of `variables` (and
     /// none inherited from this process), on `127.0.0.1:<free port>`, with its state and log
     /// directories in a temporary directory of its own; waits until it listens.
+    ///
+    /// The state directory (`--state-dir`) holds the `default` key-value store: Spin keeps it in
+    /// `<state dir>/sqlite_key_value.db` (spin `crates/runtime-config/src/lib.rs`,
+    /// `key_value_config_resolver`; created when the component first opens the store), so
+    /// every `spin up` starts with an empty store of its own, deleted with the directory.
     pub fn start(
         binary: &SpinBinary,
         manifest: &str,

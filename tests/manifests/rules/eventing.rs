@@ -46,6 +46,16 @@ fn resolves(m: &Manifests, app: Option<&Doc>, reference: &KReference, from: &Doc
             || app.is_some_and(|d| d.name() == reference.name && d.namespace() == ns))
 }
 
+/// Whether a Trigger (`doc`) delivers to the Service the operator makes for the SpinApp
+/// (`app_doc`): same name, same namespace.
+pub fn delivers_to_app(app_doc: &Doc, doc: &Doc, trigger: &Trigger) -> bool {
+    trigger.spec.subscriber.reference.as_ref().is_some_and(|reference| {
+        reference.kind == "Service"
+            && reference.name == app_doc.name()
+            && reference.namespace.as_deref().or(doc.namespace()) == app_doc.namespace()
+    })
+}
+
 /// Every Broker retries (503 means: try again) with an exponential backoff, and sends what
 /// it gives up on to a Service of these manifests.
 pub fn check_broker_delivery(m: &Manifests) -> Vec<String> {
@@ -112,12 +122,7 @@ pub fn check_component_trigger(m: &Manifests) -> Vec<String> {
     let consumed: BTreeSet<&str> = lifecycle::CONSUMED.iter().map(|c| c.event_type).collect();
     let mut pending_triggers = 0;
     for (doc, trigger) in m.all::<Trigger>("Trigger", &mut problems) {
-        let to_app = trigger.spec.subscriber.reference.as_ref().is_some_and(|reference| {
-            reference.kind == "Service"
-                && reference.name == app_doc.name()
-                && reference.namespace.as_deref().or(doc.namespace()) == app_doc.namespace()
-        });
-        if !to_app {
+        if !delivers_to_app(&app_doc, &doc, &trigger) {
             continue;
         }
         let attributes = trigger.spec.filter.as_ref().map(|f| f.attributes.clone()).unwrap_or_default();

@@ -72,7 +72,7 @@ pub fn check_token_secret(m: &Manifests) -> Vec<String> {
 
 /// The runtime config of the SpinApp: `runtimeConfig.loadFromSecret` names a Secret here
 /// whose `runtime-config.toml` parses.
-fn runtime_config(m: &Manifests, problems: &mut Vec<String>) -> Option<RuntimeConfigToml> {
+pub fn runtime_config(m: &Manifests, problems: &mut Vec<String>) -> Option<RuntimeConfigToml> {
     let (app_doc, app) = m.spin_app(problems)?;
     let ns = app_doc.namespace();
     let Some(secret_name) = app.spec.runtime_config.as_ref().and_then(|r| r.load_from_secret.as_deref())

@@ -115,8 +115,15 @@ pub fn broker_ingress(namespace: &str, name: &str) -> String {
     format!("http://broker-ingress.knative-eventing.svc.cluster.local/{namespace}/{name}")
 }
 
+/// The OIDC audience of a Broker (`status.address.audience` with authentication-oidc
+/// enabled): `<group>/<kind>/<namespace>/<name>`, lowercased (knative/eventing
+/// pkg/auth/audience.go, GetAudience).
+pub fn broker_audience(namespace: &str, name: &str) -> String {
+    format!("eventing.knative.dev/broker/{namespace}/{name}").to_lowercase()
+}
+
 /// The Broker of deploy/broker.yaml: the one the events go through.
-fn the_broker(m: &Manifests, problems: &mut Vec<String>) -> Option<Doc> {
+pub fn the_broker(m: &Manifests, problems: &mut Vec<String>) -> Option<Doc> {
     let brokers: Vec<Doc> = m.of_kind("Broker").filter(|d| d.file == "deploy/broker.yaml").cloned().collect();
     if brokers.len() != 1 {
         problems.push(format!("expected exactly one Broker in deploy/broker.yaml, found {}", brokers.len()));
@@ -129,7 +136,7 @@ fn the_broker(m: &Manifests, problems: &mut Vec<String>) -> Option<Doc> {
 }
 
 /// The single ApiServerSource (the client Pods' watcher).
-fn the_source(m: &Manifests, problems: &mut Vec<String>) -> Option<(Doc, ApiServerSource)> {
+pub fn the_source(m: &Manifests, problems: &mut Vec<String>) -> Option<(Doc, ApiServerSource)> {
     let mut sources = m.all::<ApiServerSource>("ApiServerSource", problems);
     if sources.len() != 1 {
         problems.push(format!("expected exactly one ApiServerSource, found {}", sources.len()));
@@ -243,6 +250,15 @@ pub fn check_api_server_source(m: &Manifests) -> Vec<String> {
             problems.push(format!(
                 "{at}: sink uri {:?} is not the ingress of {}: {ingress}",
                 spec.sink.uri,
+                broker.describe()
+            ));
+        }
+        let audience = broker_audience(broker.namespace().unwrap_or_default(), broker.name());
+        if spec.sink.audience.as_deref() != Some(audience.as_str()) {
+            problems.push(format!(
+                "{at}: sink audience {:?} must be {audience}, the OIDC audience of {}: a URI has none of its \
+                 own, and with authentication-oidc enabled the ingress refuses events without a token for it",
+                spec.sink.audience,
                 broker.describe()
             ));
         }

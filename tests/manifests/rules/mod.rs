@@ -1,6 +1,7 @@
 //! The consistency rules, one file per concern. Each rule returns the problems it finds;
 //! an empty list means the rule holds.
 
+pub mod auth;
 pub mod eventing;
 pub mod identity;
 pub mod kinds;
@@ -17,7 +18,7 @@ pub type Rule = fn(&Manifests) -> Vec<String>;
 /// Every consistency rule, run together by `all_rules_hold_together`.
 pub const RULES: &[(&str, Rule)] = &[
     ("known kinds and fields", kinds::check_known_kinds_and_fields),
-    ("no cluster-wide RBAC", kinds::check_no_cluster_rbac),
+    ("cluster-wide RBAC: the token review only", kinds::check_cluster_rbac),
     ("namespaces exist", kinds::check_namespaces_exist),
     ("executor chain", spin::check_executor_chain),
     ("SpinApp spec", spin::check_spin_app_spec),
@@ -49,4 +50,9 @@ pub const RULES: &[(&str, Rule)] = &[
     ("ApiServerSource RBAC", lifecycle::check_api_server_source_rbac),
     ("lifecycle triggers", lifecycle::check_lifecycle_triggers),
     ("event types", lifecycle::check_event_types),
+    ("key-value stores", spin::check_key_value_stores),
+    ("Trigger audiences", auth::check_trigger_audiences),
+    ("allowed senders", auth::check_allowed_senders),
+    ("token review RBAC", auth::check_token_review_rbac),
+    ("Broker EventPolicy", auth::check_broker_event_policy),
 ];

@@ -1,5 +1,5 @@
 //! The SpinApp and spin.toml: the executor chain down to the shim, the image, the Spin
-//! variables and the values the component's ConfigMap gives them.
+//! variables and the values the component's ConfigMap gives them, the key-value stores.
 
 use std::collections::BTreeSet;
 
@@ -10,9 +10,14 @@ use podgateway_client_provisioner::config::Config;
 
 use crate::crds::{SpinAppExecutor, SpinVar};
 use crate::load::{Doc, Manifests};
+use crate::rules::identity;
 
 /// The RuntimeClass handler the node installer registers (runtime-class/README.md).
 const SHIM_HANDLER: &str = "spin";
+/// The key-value store Spin provides without runtime config: under containerd-shim-spin
+/// (Spin 3.6.3) a SQLite file in the pod, `/.spin/sqlite_key_value.db` (spin
+/// crates/runtime-config key_value_config_resolver; the shim's local app dir is `/`).
+const DEFAULT_KEY_VALUE_STORE: &str = "default";
 /// The keys Kubernetes fills in a `kubernetes.io/service-account-token` Secret.
 const SERVICE_ACCOUNT_TOKEN_KEYS: [&str; 3] = ["token", "ca.crt", "namespace"];
 
@@ -239,6 +244,55 @@ pub fn check_config_values(m: &Manifests) -> Vec<String> {
             problems.push(format!("{}: k8s_api_url: must be an https:// URL in the cluster", doc.describe()));
         }
         Ok(_) => {}
+    }
+    problems
+}
+
+/// Every key-value store a component of spin.toml declares exists in the cluster: `default`
+/// always does; any other needs a `[key_value_store.<label>]` table in the runtime config
+/// (the Secret of `loadFromSecret`, with which the operator ignores
+/// `runtimeConfig.keyValueStores`, so that field must then be empty).
+pub fn check_key_value_stores(m: &Manifests) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some((_, app)) = m.spin_app(&mut problems) else { return problems };
+    let from_secret = app.spec.runtime_config.as_ref().and_then(|r| r.load_from_secret.as_deref()).is_some();
+    let in_spec: BTreeSet<String> = app
+        .spec
+        .runtime_config
+        .iter()
+        .flat_map(|r| &r.key_value_stores)
+        .map(|store| store.name.clone())
+        .collect();
+    let configured: BTreeSet<String> = if from_secret {
+        if !in_spec.is_empty() {
+            problems.push(format!(
+                "SpinApp: runtimeConfig.keyValueStores {in_spec:?} is ignored with loadFromSecret: put \
+                 [key_value_store.<label>] tables in the Secret's runtime-config.toml"
+            ));
+        }
+        identity::runtime_config(m, &mut problems)
+            .map(|config| config.key_value_store.into_keys().collect())
+            .unwrap_or_default()
+    } else {
+        in_spec
+    };
+    let components = m.spin.get("component").and_then(toml::Value::as_table).cloned().unwrap_or_default();
+    for (id, component) in &components {
+        let labels =
+            component.get("key_value_stores").and_then(toml::Value::as_array).cloned().unwrap_or_default();
+        for label in labels {
+            let Some(label) = label.as_str() else {
+                problems
+                    .push(format!("spin.toml component {id}: key_value_stores holds {label}, not a label"));
+                continue;
+            };
+            if label != DEFAULT_KEY_VALUE_STORE && !configured.contains(label) {
+                problems.push(format!(
+                    "spin.toml component {id} uses key-value store {label}, which the cluster's runtime config \
+                     does not define (only `{DEFAULT_KEY_VALUE_STORE}` needs none)"
+                ));
+            }
+        }
     }
     problems
 }

@@ -1,14 +1,16 @@
-//! The pod endpoints, checked in the apiserver's order: authentication, authorization,
-//! media type, body decoding, CreateOptions, namespace mismatch, admission (NamespaceLifecycle),
-//! validation, storage.
+//! The endpoints, checked in the apiserver's order. Pods: authentication, authorization,
+//! media type, CreateOptions, body decoding, namespace mismatch, admission
+//! (NamespaceLifecycle), validation, storage. TokenReviews: `token_review.rs`.
 
 use serde_json::{Value, json};
 
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{Reply, Status, go_quote};
-use super::{NamespacePhase, Query, State, patch, pod, validation, webhook};
+use super::{NamespacePhase, Query, State, patch, pod, token, token_review, validation, webhook};
 
 const ANONYMOUS: &str = "system:anonymous";
+/// The collection of the cluster-scoped, create-only `tokenreviews` resource.
+pub(super) const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
 
 pub(super) struct ApiRequest<'a> {
     pub method: &'a http::Method,
@@ -36,6 +38,9 @@ fn route(path: &str) -> Option<Route<'_>> {
 
 /// The RBAC verb of a request, if it is one the fake serves.
 pub(super) fn verb(method: &http::Method, path: &str) -> Option<&'static str> {
+    if path == TOKEN_REVIEWS {
+        return (method == http::Method::POST).then_some("create");
+    }
     let route = route(path)?;
     match (method.as_str(), route.name.is_some()) {
         ("POST", false) => Some("create"),
@@ -47,15 +52,49 @@ pub(super) fn verb(method: &http::Method, path: &str) -> Option<&'static str> {
     }
 }
 
+/// The API group and resource a path names (for `ServerTimeout` faults).
+pub(super) fn resource(path: &str) -> (&'static str, &'static str) {
+    if path == TOKEN_REVIEWS { ("authentication.k8s.io", "tokenreviews") } else { ("", "pods") }
+}
+
 pub(super) fn handle(state: &mut State, req: &ApiRequest) -> Reply {
     dispatch(state, req).unwrap_or_else(|error| error)
 }
 
 fn dispatch(state: &mut State, req: &ApiRequest) -> Result<Reply, Reply> {
     let user = authenticate(state, req.headers)?;
+    if req.path == TOKEN_REVIEWS {
+        // The verb is the request's (RequestInfo) whether or not the resource serves it;
+        // only `create` is routed.
+        let verb = match req.method.as_str() {
+            "POST" => "create",
+            "GET" | "HEAD" => "list",
+            "PUT" => "update",
+            "PATCH" => "patch",
+            "DELETE" => "deletecollection",
+            _ => return Err(Status::method_not_allowed().reply()),
+        };
+        let attributes = Attributes {
+            group: "authentication.k8s.io",
+            resource: "tokenreviews",
+            namespace: None,
+            name: "",
+        };
+        authorize(state, &user, verb, &attributes)?;
+        if verb != "create" {
+            return Err(Status::method_not_allowed().reply());
+        }
+        return Ok(token_review::create(state, req));
+    }
     let route = route(req.path).ok_or_else(|| Status::path_not_found().reply())?;
     let verb = verb(req.method, req.path).ok_or_else(|| Status::method_not_allowed().reply())?;
-    authorize(state, &user, verb, &route)?;
+    let attributes = Attributes {
+        group: "",
+        resource: "pods",
+        namespace: Some(route.namespace),
+        name: route.name.unwrap_or(""),
+    };
+    authorize(state, &user, verb, &attributes)?;
     match verb {
         "create" => Ok(create(state, route.namespace, req)),
         "list" => list(state, route.namespace, req.query),
@@ -65,39 +104,68 @@ fn dispatch(state: &mut State, req: &ApiRequest) -> Result<Reply, Reply> {
     }
 }
 
-/// The bearer-token authenticator: a request without a (bearer) token is anonymous, one
-/// with an unknown token is rejected.
-fn authenticate(state: &State, headers: &http::HeaderMap) -> Result<String, Reply> {
+/// The bearer-token authenticator: a request without a (bearer) token is anonymous; a token
+/// is one of the static tokens (`add_token`) or a service-account token the fake issued and
+/// that is valid for the API server's audience; any other is rejected.
+fn authenticate(state: &mut State, headers: &http::HeaderMap) -> Result<String, Reply> {
     let auth = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").trim();
     let mut parts = auth.splitn(3, ' ');
     match (parts.next(), parts.next()) {
         (Some(scheme), Some(token)) if scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() => {
-            state.tokens.get(token).cloned().ok_or_else(|| Status::unauthorized().reply())
+            token::review(state, token, &[token::ISSUER.to_owned()])
+                .map(|authenticated| authenticated.user.username)
+                .map_err(|_| Status::unauthorized().reply())
         }
         _ => Ok(ANONYMOUS.to_owned()),
     }
 }
 
-fn authorize(state: &State, user: &str, verb: &str, route: &Route) -> Result<(), Reply> {
+/// What RBAC is asked: the resource, and the namespace (`None`: cluster scope).
+struct Attributes<'a> {
+    group: &'a str,
+    resource: &'a str,
+    namespace: Option<&'a str>,
+    name: &'a str,
+}
+
+/// RBAC: a grant for every namespace (a ClusterRoleBinding) also covers the cluster scope; a
+/// grant in a namespace (a RoleBinding) covers only that namespace.
+fn authorize(state: &State, user: &str, verb: &str, attributes: &Attributes) -> Result<(), Reply> {
     let allowed = state.grants.iter().any(|g| {
         g.user == user
             && g.verbs.iter().any(|v| v == verb || v == "*")
-            && g.namespace.as_deref().is_none_or(|ns| ns == route.namespace)
+            && (g.group == attributes.group || g.group == "*")
+            && (g.resource == attributes.resource || g.resource == "*")
+            && match (&g.namespace, attributes.namespace) {
+                (None, _) => true,
+                (Some(granted), Some(requested)) => granted == requested,
+                (Some(_), None) => false,
+            }
     });
     if allowed {
         return Ok(());
     }
+    let scope = match attributes.namespace {
+        Some(namespace) => format!("in the namespace {}", go_quote(namespace)),
+        None => "at the cluster scope".to_owned(),
+    };
     let why = format!(
-        "User {} cannot {verb} resource \"pods\" in API group \"\" in the namespace {}",
+        "User {} cannot {verb} resource {} in API group {} {scope}",
         go_quote(user),
-        go_quote(route.namespace)
+        go_quote(attributes.resource),
+        go_quote(attributes.group)
     );
-    Err(Status::forbidden("pods", route.name.unwrap_or(""), &why).reply())
+    Err(Status::forbidden_in(attributes.group, attributes.resource, attributes.name, &why).reply())
 }
 
 fn create(state: &mut State, namespace: &str, req: &ApiRequest) -> Reply {
     let mut warnings = Vec::new();
     let reply = create_pod(state, namespace, req, &mut warnings).unwrap_or_else(|error| error);
+    with_warnings(reply, warnings)
+}
+
+/// `Warning: 299 - "<text>"` headers.
+pub(super) fn with_warnings(reply: Reply, warnings: Vec<String>) -> Reply {
     warnings
         .into_iter()
         .fold(reply, |reply, w| reply.with_header("Warning", format!("299 - {}", go_quote(&w))))
@@ -112,25 +180,11 @@ fn create_pod(
     if !is_json(req.headers) {
         return Err(Status::unsupported_media_type().reply());
     }
+    let options = CreateOptions::parse(req.query)?;
     let decoded = pod::decode(req.body).map_err(|m| Status::bad_request(m).reply())?;
-    let dry_run = req.query.all("dryRun");
-    let field_manager = req.query.first("fieldManager").unwrap_or("");
-    let field_validation = req.query.first("fieldValidation").unwrap_or("");
-    let unknown: Vec<String> =
-        decoded.unknown_fields.iter().map(|f| format!("unknown field {}", go_quote(f))).collect();
-    match field_validation {
-        "Strict" if !unknown.is_empty() => {
-            return Err(Status::bad_request(format!("strict decoding error: {}", unknown.join(", "))).reply());
-        }
-        "Ignore" => {}
-        _ => warnings.extend(unknown),
-    }
-    let errors = validation::create_options(&dry_run, field_manager, field_validation);
-    if !errors.is_empty() {
-        return Err(Status::invalid("meta.k8s.io", "CreateOptions", "", &errors).reply());
-    }
+    options.unknown_fields(&decoded.unknown_fields, warnings)?;
 
-    let mut pod = decoded.pod;
+    let mut pod = decoded.object;
     let meta = pod::object_at(&mut pod, "metadata");
     match meta.get("namespace").and_then(Value::as_str) {
         Some(ns) if !ns.is_empty() && ns != namespace => {
@@ -170,9 +224,8 @@ fn create_pod(
         return Err(Status::already_exists("pods", &name).reply());
     }
 
-    let manager =
-        if field_manager.is_empty() { user_agent_prefix(req.headers) } else { field_manager.to_owned() };
-    let dry = !dry_run.is_empty();
+    let manager = options.manager(req.headers);
+    let dry = !options.dry_run.is_empty();
     let resource_version = (!dry).then(|| state.next_resource_version());
     pod::finish_create(&mut pod, &manager, resource_version);
     if !dry {
@@ -181,8 +234,53 @@ fn create_pod(
     Ok(Reply::json(201, &pod))
 }
 
+/// `CreateOptions` from the query, validated (422) before the body is decoded, as the create
+/// handler does (`pkg/endpoints/handlers/create.go`).
+pub(super) struct CreateOptions<'a> {
+    pub dry_run: Vec<String>,
+    pub field_manager: &'a str,
+    pub field_validation: &'a str,
+}
+
+impl<'a> CreateOptions<'a> {
+    pub fn parse(query: &'a Query) -> Result<Self, Reply> {
+        let options = Self {
+            dry_run: query.all("dryRun"),
+            field_manager: query.first("fieldManager").unwrap_or(""),
+            field_validation: query.first("fieldValidation").unwrap_or(""),
+        };
+        let errors =
+            validation::create_options(&options.dry_run, options.field_manager, options.field_validation);
+        if !errors.is_empty() {
+            return Err(Status::invalid("meta.k8s.io", "CreateOptions", "", &errors).reply());
+        }
+        Ok(options)
+    }
+
+    /// Unknown fields of the body: 400 with `fieldValidation=Strict`, ignored with `Ignore`,
+    /// else warnings.
+    pub fn unknown_fields(&self, unknown: &[String], warnings: &mut Vec<String>) -> Result<(), Reply> {
+        let unknown: Vec<String> = unknown.iter().map(|f| format!("unknown field {}", go_quote(f))).collect();
+        match self.field_validation {
+            "Strict" if !unknown.is_empty() => {
+                Err(Status::bad_request(format!("strict decoding error: {}", unknown.join(", "))).reply())
+            }
+            "Ignore" => Ok(()),
+            _ => {
+                warnings.extend(unknown);
+                Ok(())
+            }
+        }
+    }
+
+    /// The field manager: `fieldManager`, else the User-Agent up to its first `/`.
+    pub fn manager(&self, headers: &http::HeaderMap) -> String {
+        if self.field_manager.is_empty() { user_agent_prefix(headers) } else { self.field_manager.to_owned() }
+    }
+}
+
 /// An absent Content-Type means JSON, as in the apiserver's negotiation.
-fn is_json(headers: &http::HeaderMap) -> bool {
+pub(super) fn is_json(headers: &http::HeaderMap) -> bool {
     let content_type = headers.get(http::header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("invalid"));
     let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     media.is_empty() || media == "application/json"

@@ -1,21 +1,25 @@
-//! An in-process fake kube-apiserver for pods, faithful to what the component meets in a
-//! cluster: bearer-token authentication, per-user authorization, namespaces (active,
-//! missing, terminating), the create checks and their `metav1.Status` answers, and injected
-//! faults (429 in plain text, 500/503/504, slow answers, dropped connections).
+//! An in-process fake kube-apiserver for pods and TokenReviews, faithful to what the
+//! component meets in a cluster: bearer-token authentication (static tokens and the
+//! service-account tokens it issues), per-user authorization, namespaces (active, missing,
+//! terminating), the create checks and their `metav1.Status` answers, and injected faults (429
+//! in plain text, 500/503/504, slow answers, dropped connections).
 //!
-//! It serves `/api/v1/namespaces/{ns}/pods` (POST, GET with `labelSelector` / `fieldSelector`)
-//! and `/api/v1/namespaces/{ns}/pods/{name}` (GET, PATCH, DELETE) on `127.0.0.1:<random port>`,
-//! and plays the scheduler and the kubelet on stored pods when a scenario asks (`kubelet.rs`).
+//! It serves `/api/v1/namespaces/{ns}/pods` (POST, GET with `labelSelector` / `fieldSelector`),
+//! `/api/v1/namespaces/{ns}/pods/{name}` (GET, PATCH, DELETE) and
+//! `/apis/authentication.k8s.io/v1/tokenreviews` (POST) on `127.0.0.1:<random port>`, and
+//! plays the scheduler and the kubelet on stored pods when a scenario asks (`kubelet.rs`).
 //!
 //! # What the real server does, and so this one
 //!
 //! From the Kubernetes sources (apimachinery `pkg/api/errors`, `pkg/util/validation`; the
 //! apiserver's filters and response writers; client-go `rest/request.go`):
 //!
-//! - **Order of the checks on create**: authentication (401) → authorization (403) → body
-//!   decoding (400) → `CreateOptions` (422) → admission, NamespaceLifecycle included (404 for
-//!   a missing namespace, 403 for a terminating one) → object validation (422) → storage
-//!   (409 `AlreadyExists`) → `201 Created`.
+//! - **Order of the checks on create**: authentication (401) → authorization (403) → media
+//!   type (415) → `CreateOptions` (422) → body decoding (400) → admission, NamespaceLifecycle
+//!   included (404 for a missing namespace, 403 for a terminating one) → object validation
+//!   (422) → storage (409 `AlreadyExists`) → `201 Created`. The create handler
+//!   (apiserver `pkg/endpoints/handlers/create.go`, unchanged from v0.33 to `master`) validates
+//!   `CreateOptions` before it decodes the body.
 //! - **Errors are `metav1.Status`** (`application/json`):
 //!   `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":…,"reason":…,"details":{…},"code":N}`.
 //!   401 `Unauthorized` (message `Unauthorized`, no details; a bad or expired token). 403
@@ -48,13 +52,85 @@
 //!   `terminationGracePeriodSeconds: 30`, `imagePullPolicy`, the service-account token volume,
 //!   the default tolerations; `status: {"phase":"Pending","qosClass":"BestEffort"}`. `DELETE`
 //!   of a pod answers 200 with the Pod.
+//!
+//! # TokenReview and service-account tokens
+//!
+//! From kubernetes/kubernetes (`pkg/registry/authentication/tokenreview/storage.go`,
+//! `pkg/serviceaccount/jwt.go` and `claims.go`, `pkg/kubeapiserver/authenticator/config.go`,
+//! `pkg/kubeapiserver/options/authentication.go`, `pkg/controller/serviceaccount/tokengetter.go`,
+//! `cmd/kubeadm/app/phases/controlplane/manifests.go`), k8s.io/apiserver
+//! (`pkg/authentication/request/{bearertoken,union,anonymous}`, `pkg/authentication/group`,
+//! `pkg/authentication/token/cache`, `pkg/authentication/serviceaccount/util.go`,
+//! `pkg/server/config.go`, `pkg/endpoints/handlers/create.go`, `pkg/registry/rest/meta.go`,
+//! `pkg/endpoints/handlers/responsewriters/errors.go`), apimachinery (`pkg/util/errors`,
+//! `pkg/api/errors`) and go-jose v2 (`jwt.Claims.ValidateWithLeeway`):
+//!
+//! - **The resource** is cluster-scoped and create-only. A caller needs `create` on
+//!   `tokenreviews` of `authentication.k8s.io` at the cluster scope (a ClusterRoleBinding, e.g.
+//!   to `system:auth-delegator`; a RoleBinding does not reach it), else 403 `tokenreviews.authentication.k8s.io
+//!   is forbidden: User "<user>" cannot create resource "tokenreviews" in API group
+//!   "authentication.k8s.io" at the cluster scope` with `details: {"group":
+//!   "authentication.k8s.io", "kind": "tokenreviews"}`. Other methods are authorized as their
+//!   verb (`list`, `update`, …), then 405.
+//! - **Order**: authentication (401) → authorization (403) → media type (415) →
+//!   `CreateOptions` (422) → decoding (400, `must be of type TokenReview`; another kind or
+//!   version as for pods; `authentication.k8s.io/v1beta1` decodes and is refused: `the API
+//!   version in the data (…) does not match the expected API version (…)`) → system metadata
+//!   wiped (`uid`, `creationTimestamp`, …) and `namespace` cleared → `managedFields` recorded
+//!   (manager from `fieldManager` or the User-Agent, `apiVersion: authentication.k8s.io/v1`)
+//!   → an empty `spec.token` is 400 `BadRequest` `token is required for TokenReview in
+//!   authentication` → the review, answered `201 Created`.
+//! - **The answer** echoes the request as decoded (unknown fields dropped, empty ones
+//!   omitted), `spec.token` included, with `metadata.creationTimestamp: null`. The review
+//!   authenticates `Authorization: Bearer <spec.token>` with `spec.audiences`, or the API
+//!   server's audiences when there are none (`--api-audiences`, defaulting to the issuer:
+//!   `https://kubernetes.default.svc.cluster.local` under kubeadm and kind). Authenticated:
+//!   `status: {"authenticated": true, "user": {"username", "uid", "groups", "extra"},
+//!   "audiences": [the requested audiences the token has, in request order]}`. Not:
+//!   `status: {"user": {}, "error": "<error>"}` (`authenticated: false` is omitted, no
+//!   audiences).
+//! - **The error text** is the authenticator chain's aggregate: the loopback-token
+//!   authenticator (`AuthorizeClientBearerToken`) comes first and says `invalid bearer token`
+//!   for every other token, then the cluster's chain. A token no authenticator recognises
+//!   (not a JWT, another issuer) gives `invalid bearer token` (the same twice, de-duplicated);
+//!   a service-account token that fails gives `[invalid bearer token, <why>]` (seen so on a
+//!   kind cluster): `invalid signature, no keys found` (a `kid` the server has no key for),
+//!   `go-jose/go-jose: error in cryptographic primitive` (a signature that does not verify),
+//!   `token audiences ["a"] is invalid for the target audiences ["b" "c"]` (Go's `%q` of a
+//!   slice), then `service account token is not valid yet` / `has expired` / `is issued in
+//!   the future` (a minute of leeway each way; `nbf`, `exp`, `iat` in that order), then
+//!   `serviceaccounts "<name>" not found` (deleted: the lister misses and the client GET
+//!   answers NotFound) or `service account UID (<now>) does not match claim (<token's>)`.
+//! - **The user** of a service-account token: `system:serviceaccount:<ns>:<name>`, the
+//!   ServiceAccount's uid, groups `system:serviceaccounts`, `system:serviceaccounts:<ns>` and
+//!   (`AuthenticatedGroupAdder`) `system:authenticated`, and `extra:
+//!   {"authentication.kubernetes.io/credential-id": ["JTI=<jti>"]}` (`ServiceAccountTokenJTI`,
+//!   on since 1.30; pod-bound tokens also carry `pod-name`/`pod-uid`, not modelled).
+//! - **Quirks kept**: the bearer parser splits `Bearer <token>` on spaces, so a token
+//!   starting with a space is no token and anonymous authentication accepts the review as
+//!   `system:anonymous` (`groups: ["system:unauthenticated"]`; kubernetes/kubernetes#114165),
+//!   and a token with a space is reviewed up to it. Successful authentications are cached for
+//!   10 s by token and audiences (`TokenSuccessCacheTTL`; failures are not cached): a deleted
+//!   ServiceAccount's token keeps reviewing as valid until its cached success expires
+//!   ([`FakeKube::set_token_cache_ttl`]).
+//! - **Tokens** as TokenRequest issues them: a JWT signed RS256 with `kid` =
+//!   base64url(SHA-256 of the public key), claims (sorted, as go-jose writes them) `aud`
+//!   (a list), `exp`, `iat`, `iss`, `jti` (a UUID), `kubernetes.io: {namespace,
+//!   serviceaccount: {name, uid}}`, `nbf` (= `iat`), `sub`. The fake signs with random bytes
+//!   and remembers each token: a token verifies if it is one the fake issued, byte for byte.
+//!   Such tokens (for the API audience) also authenticate callers; the static tokens of
+//!   [`FakeKube::add_token`] behave as a token file (audience-agnostic: they review only for
+//!   the API audience).
 
 mod api;
+mod decode;
 mod kubelet;
 mod patch;
 mod pod;
 mod selector;
 mod status;
+mod token;
+mod token_review;
 mod validation;
 mod webhook;
 
@@ -66,7 +142,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -150,8 +226,12 @@ enum NamespacePhase {
     Terminating,
 }
 
+/// A role binding, flattened: `user` may use `verbs` on `resource` of API `group` (`*`: any)
+/// in `namespace` (`None`: a cluster role binding, every namespace and the cluster scope).
 struct Grant {
     user: String,
+    group: String,
+    resource: String,
     verbs: Vec<String>,
     namespace: Option<String>,
 }
@@ -164,6 +244,15 @@ struct State {
     pods: BTreeMap<String, BTreeMap<String, Value>>,
     tokens: HashMap<String, String>,
     grants: Vec<Grant>,
+    /// ServiceAccounts by (namespace, name): their uid.
+    service_accounts: BTreeMap<(String, String), String>,
+    /// Every service-account token issued, exactly as issued: a token "verifies" by being here.
+    issued: HashMap<String, token::Claims>,
+    /// The `kid` of the fake's signing key.
+    signing_key_id: String,
+    /// Successful authentications by (token, audiences), until their expiry.
+    token_cache: HashMap<(String, Vec<String>), (Instant, token::Authenticated)>,
+    token_cache_ttl: Duration,
     resource_version: u64,
     /// Each for the next request of its method (any method: `None`).
     faults: VecDeque<(Option<http::Method>, Fault)>,
@@ -191,6 +280,12 @@ impl FakeKube {
     pub const TOKEN: &'static str = "fake-kube-token";
     /// The user that [`FakeKube::TOKEN`] authenticates as.
     pub const USER: &'static str = "system:serviceaccount:podgateway:client-provisioner";
+    /// The issuer of the service-account tokens ([`FakeKube::issue_token`]), and the API
+    /// server's own audience (`--api-audiences` defaults to `--service-account-issuer`).
+    pub const ISSUER: &'static str = token::ISSUER;
+    /// How long the API server caches a successful token authentication (kube-apiserver's
+    /// `TokenSuccessCacheTTL`); see [`FakeKube::set_token_cache_ttl`].
+    pub const TOKEN_CACHE_TTL: Duration = token::SUCCESS_CACHE_TTL;
 
     /// Starts with namespace `default`, and [`FakeKube::TOKEN`] → [`FakeKube::USER`], who may
     /// create, get, list, patch and delete pods in every namespace.
@@ -207,7 +302,11 @@ impl FakeKube {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         listener.set_nonblocking(true).expect("non-blocking listener");
         let addr = listener.local_addr().expect("listener address");
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            signing_key_id: token::new_key_id(),
+            token_cache_ttl: token::SUCCESS_CACHE_TTL,
+            ..State::default()
+        }));
         let (shutdown, stop) = oneshot::channel();
         let served = state.clone();
         let thread = std::thread::Builder::new()
@@ -271,8 +370,19 @@ impl FakeKube {
     /// Lets `user` use `verbs` (`create`, `get`, `list`, `delete`, or `*`) on pods in
     /// `namespace` (`None`: every namespace).
     pub fn grant(&self, user: &str, verbs: &[&str], namespace: Option<&str>) {
+        self.grant_on(user, "", "pods", verbs, namespace);
+    }
+
+    /// Lets `user` use `verbs` (or `*`) on `resource` of API `group` (`""`: the core group;
+    /// `*` for either: any), as a RoleBinding in `namespace` does, or a ClusterRoleBinding
+    /// (`None`): every namespace and the cluster-scoped resources. For TokenReviews:
+    /// `grant_on(user, "authentication.k8s.io", "tokenreviews", &["create"], None)`, what the
+    /// `system:auth-delegator` ClusterRole gives.
+    pub fn grant_on(&self, user: &str, group: &str, resource: &str, verbs: &[&str], namespace: Option<&str>) {
         self.state().grants.push(Grant {
             user: user.into(),
+            group: group.into(),
+            resource: resource.into(),
             verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
             namespace: namespace.map(str::to_owned),
         });
@@ -281,6 +391,71 @@ impl FakeKube {
     /// Removes every permission of `user`.
     pub fn revoke(&self, user: &str) {
         self.state().grants.retain(|g| g.user != user);
+    }
+
+    /// A service-account token as the TokenRequest API issues it, valid from now for
+    /// `lifetime`: a JWT (`{"alg":"RS256","kid":…}`; claims `aud`, `exp`, `iat`, `iss`
+    /// ([`FakeKube::ISSUER`]), `jti`, `kubernetes.io` (`namespace`, `serviceaccount.name`
+    /// and `.uid`), `nbf`, `sub`) whose signature is random bytes the fake remembers: a token
+    /// verifies if the fake issued exactly it. Empty `audiences` mean the API server's own, as
+    /// in TokenRequest. Creates the ServiceAccount (with a new uid) if it does not exist. Such
+    /// a token also authenticates requests to the fake when it is valid for
+    /// [`FakeKube::ISSUER`].
+    pub fn issue_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        audiences: &[&str],
+        lifetime: Duration,
+    ) -> String {
+        let now = SystemTime::now();
+        let expires = now
+            .checked_add(lifetime)
+            .unwrap_or(SystemTime::UNIX_EPOCH + Duration::from_secs(i64::MAX as u64 / 2));
+        self.issue_token_valid_between(namespace, service_account, audiences, now, expires)
+    }
+
+    /// [`FakeKube::issue_token`] with `nbf` and `iat` at `not_before` and `exp` at `expires`
+    /// (whole seconds): for tokens that have expired or are not valid yet. The API server
+    /// allows a minute of clock skew either way (go-jose's `DefaultLeeway`).
+    pub fn issue_token_valid_between(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        audiences: &[&str],
+        not_before: SystemTime,
+        expires: SystemTime,
+    ) -> String {
+        token::issue(&mut self.state(), namespace, service_account, audiences, not_before, expires)
+    }
+
+    /// Creates a ServiceAccount if it does not exist; returns its uid (the `uid` claim of its
+    /// tokens and `status.user.uid` of their reviews).
+    pub fn add_service_account(&self, namespace: &str, name: &str) -> String {
+        self.state().service_accounts.entry((namespace.into(), name.into())).or_insert_with(pod::uid).clone()
+    }
+
+    /// The uid of a ServiceAccount, if it exists.
+    pub fn service_account_uid(&self, namespace: &str, name: &str) -> Option<String> {
+        self.state().service_accounts.get(&(namespace.into(), name.into())).cloned()
+    }
+
+    /// Deletes a ServiceAccount: its tokens stop authenticating (`serviceaccounts "<name>"
+    /// not found`; after [`FakeKube::add_service_account`] again, a uid mismatch), once any
+    /// cached success of theirs has expired ([`FakeKube::TOKEN_CACHE_TTL`]).
+    pub fn delete_service_account(&self, namespace: &str, name: &str) {
+        self.state().service_accounts.remove(&(namespace.into(), name.into()));
+    }
+
+    /// How long a successful token authentication is cached ([`FakeKube::TOKEN_CACHE_TTL`]
+    /// by default, as kube-apiserver; `Duration::ZERO`: no cache). The cache is keyed by the
+    /// token and the audiences asked for; failures are not cached.
+    pub fn set_token_cache_ttl(&self, ttl: Duration) {
+        let mut state = self.state();
+        state.token_cache_ttl = ttl;
+        if ttl.is_zero() {
+            state.token_cache.clear();
+        }
     }
 
     /// The stored pods of a namespace, by name.
@@ -490,11 +665,12 @@ async fn answer(
         reads,
     };
     let verb = api::verb(&parts.method, parts.uri.path()).unwrap_or("get");
+    let (group, resource) = api::resource(parts.uri.path());
     let reply = match fault {
         Some(Fault::DropConnection) => None,
         Some(Fault::TooManyRequests { retry_after_seconds }) => Some(too_many_requests(retry_after_seconds)),
         Some(Fault::ServerTimeout { retry_after_seconds }) => {
-            Some(Status::server_timeout(verb, retry_after_seconds).reply())
+            Some(Status::server_timeout(group, resource, verb, retry_after_seconds).reply())
         }
         Some(Fault::InternalError(message)) => Some(Status::internal_error(&message).reply()),
         Some(Fault::ServiceUnavailable) => Some(Status::service_unavailable().reply()),

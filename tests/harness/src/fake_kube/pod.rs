@@ -6,80 +6,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Map, Value, json};
 
-use super::status::go_quote;
+use super::decode::{self, Ty};
 
 /// A decoded Pod and the unknown fields found in it (`spec.foo`, `spec.containers[0].bar`).
-pub(super) struct Decoded {
-    pub pod: Value,
-    pub unknown_fields: Vec<String>,
-}
+pub(super) type Decoded = decode::Decoded;
+
+/// How the apiserver decodes a Pod: core `v1`, converted to `core.Pod`.
+const POD_KIND: decode::ObjectKind = decode::ObjectKind {
+    api_version: "v1",
+    kind: "Pod",
+    internal: "core.Pod",
+    same_version_kinds: CORE_V1_KINDS,
+    other_served_versions: &[],
+    ty: &POD,
+    typed: |pod| {
+        let typed: k8s_openapi::api::core::v1::Pod =
+            serde_json::from_value(pod).map_err(|e| e.to_string())?;
+        serde_json::to_value(&typed).map_err(|e| e.to_string())
+    },
+};
 
 /// Decodes a create body; `Err` is the message of a 400 BadRequest.
 pub(super) fn decode(body: &[u8]) -> Result<Decoded, String> {
-    let unrecognized = |why: String| {
-        format!(
-            "the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: {why} ({})",
-            summarize(body)
-        )
-    };
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(unrecognized("unexpected end of JSON input".into()));
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|e| unrecognized(e.to_string()))?;
-    let type_meta_error = |v: &Value| {
-        unrecognized(format!(
-            r#"json: cannot unmarshal {} into Go value of type struct {{ APIVersion string "json:\"apiVersion,omitempty\""; Kind string "json:\"kind,omitempty\"" }}"#,
-            json_type(v)
-        ))
-    };
-    let Value::Object(mut object) = value else {
-        return Err(type_meta_error(&value));
-    };
-    let api_version = match object.get("apiVersion") {
-        None | Some(Value::Null) => "v1".to_owned(),
-        Some(Value::String(s)) if s.is_empty() => "v1".to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(type_meta_error(other)),
-    };
-    let kind = match object.get("kind") {
-        None | Some(Value::Null) => "Pod".to_owned(),
-        Some(Value::String(s)) if s.is_empty() => "Pod".to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(type_meta_error(other)),
-    };
-    let version = api_version.rsplit('/').next().unwrap_or_default().to_owned();
-    if api_version != "v1" {
-        return Err(format!(
-            r#"{kind} in version {} cannot be handled as a Pod: no kind {} is registered for version {} in scheme "pkg/api/legacyscheme/scheme.go:30""#,
-            go_quote(&version),
-            go_quote(&kind),
-            go_quote(&api_version)
-        ));
-    }
-    if kind != "Pod" {
-        let why = if CORE_V1_KINDS.contains(&kind.as_str()) {
-            format!("converting (v1.{kind}) to (core.Pod): unknown conversion")
-        } else {
-            format!(
-                r#"no kind {} is registered for version "v1" in scheme "pkg/api/legacyscheme/scheme.go:30""#,
-                go_quote(&kind)
-            )
-        };
-        return Err(format!(r#"{kind} in version "v1" cannot be handled as a Pod: {why}"#));
-    }
-    object.insert("apiVersion".into(), "v1".into());
-    object.insert("kind".into(), "Pod".into());
-    let pod = Value::Object(object);
-
-    let cannot_handle = |why: String| format!(r#"Pod in version "v1" cannot be handled as a Pod: {why}"#);
-    check(&pod, &POD, "Pod", "").map_err(cannot_handle)?;
-    // Every field the fake does not type-check itself is checked by the Pod schema.
-    let typed: k8s_openapi::api::core::v1::Pod =
-        serde_json::from_value(pod.clone()).map_err(|e| cannot_handle(e.to_string()))?;
-    let known = serde_json::to_value(&typed).map_err(|e| cannot_handle(e.to_string()))?;
-    let mut unknown_fields = Vec::new();
-    unknown(&pod, &known, "", &mut unknown_fields);
-    Ok(Decoded { pod, unknown_fields })
+    decode::decode(body, &POD_KIND)
 }
 
 const CORE_V1_KINDS: &[&str] = &[
@@ -100,42 +49,8 @@ const CORE_V1_KINDS: &[&str] = &[
     "ServiceAccount",
 ];
 
-/// apimachinery's `summarizeData(body, 30)` for decode errors.
-fn summarize(body: &[u8]) -> String {
-    let cut = &body[..body.len().min(30)];
-    let more = if body.len() > 30 { " ..." } else { "" };
-    match body.first() {
-        None => "<empty>".into(),
-        Some(b'{') => format!("{}{more}", String::from_utf8_lossy(cut)),
-        Some(_) => format!("{}{more}", cut.iter().map(|b| format!("{b:02x}")).collect::<String>()),
-    }
-}
-
-fn json_type(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(_) => "bool".into(),
-        Value::Number(n) if n.is_f64() => format!("number {n}"),
-        Value::Number(_) => "number".into(),
-        Value::String(_) => "string".into(),
-        Value::Array(_) => "array".into(),
-        Value::Object(_) => "object".into(),
-    }
-}
-
-/// The Go type of the fields whose type errors the fake reports in Go's words.
-enum Ty {
-    Str(&'static str),
-    Int64,
-    Bool,
-    StrMap,
-    StrList,
-    Struct(&'static str, &'static [(&'static str, Ty)]),
-    StructList(&'static str, &'static [(&'static str, Ty)]),
-}
-
 const POD: Ty = Ty::Struct("v1.Pod", &[("metadata", META), ("spec", SPEC)]);
-const META: Ty = Ty::Struct(
+pub(super) const META: Ty = Ty::Struct(
     "v1.ObjectMeta",
     &[
         ("name", Ty::Str("string")),
@@ -167,81 +82,6 @@ const CONTAINER: &[(&str, Ty)] = &[
     ("workingDir", Ty::Str("string")),
     ("env", Ty::StructList("v1.EnvVar", &[("name", Ty::Str("string")), ("value", Ty::Str("string"))])),
 ];
-
-impl Ty {
-    fn go_name(&self) -> String {
-        match self {
-            Ty::Str(t) | Ty::Struct(t, _) => (*t).into(),
-            Ty::Int64 => "int64".into(),
-            Ty::Bool => "bool".into(),
-            Ty::StrMap => "map[string]string".into(),
-            Ty::StrList => "[]string".into(),
-            Ty::StructList(t, _) => format!("[]{t}"),
-        }
-    }
-}
-
-/// `encoding/json`'s `UnmarshalTypeError`: "Go struct field <Struct>.<path> of type <T>".
-fn check(v: &Value, ty: &Ty, parent: &str, path: &str) -> Result<(), String> {
-    let mismatch = |v: &Value, go: String| {
-        Err(format!(
-            "json: cannot unmarshal {} into Go struct field {parent}.{path} of type {go}",
-            json_type(v)
-        ))
-    };
-    match (ty, v) {
-        (_, Value::Null) => Ok(()),
-        (Ty::Str(_), Value::String(_)) | (Ty::Bool, Value::Bool(_)) => Ok(()),
-        (Ty::Int64, Value::Number(n)) if n.is_i64() => Ok(()),
-        (Ty::StrMap, Value::Object(m)) => match m.values().find(|v| !(v.is_string() || v.is_null())) {
-            Some(bad) => mismatch(bad, "string".into()),
-            None => Ok(()),
-        },
-        (Ty::StrList, Value::Array(a)) => match a.iter().find(|v| !(v.is_string() || v.is_null())) {
-            Some(bad) => mismatch(bad, "string".into()),
-            None => Ok(()),
-        },
-        (Ty::Struct(go, fields), Value::Object(m)) => check_fields(m, go, fields, path),
-        (Ty::StructList(go, fields), Value::Array(items)) => items.iter().try_for_each(|item| match item {
-            Value::Object(m) => check_fields(m, go, fields, path),
-            Value::Null => Ok(()),
-            other => mismatch(other, (*go).into()),
-        }),
-        (ty, v) => mismatch(v, ty.go_name()),
-    }
-}
-
-fn check_fields(m: &Map<String, Value>, go: &str, fields: &[(&str, Ty)], path: &str) -> Result<(), String> {
-    let parent = go.trim_start_matches("v1.");
-    for (name, ty) in fields {
-        if let Some(v) = m.get(*name) {
-            let child = if path.is_empty() { (*name).to_owned() } else { format!("{path}.{name}") };
-            check(v, ty, parent, &child)?;
-        }
-    }
-    Ok(())
-}
-
-/// Fields of `input` that the typed round trip dropped.
-fn unknown(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
-    match (input, known) {
-        (Value::Object(i), Value::Object(k)) => {
-            for (key, value) in i.iter().filter(|(_, v)| !v.is_null()) {
-                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                match k.get(key) {
-                    Some(kv) => unknown(value, kv, &child, out),
-                    None => out.push(child),
-                }
-            }
-        }
-        (Value::Array(i), Value::Array(k)) => {
-            for (n, (iv, kv)) in i.iter().zip(k).enumerate() {
-                unknown(iv, kv, &format!("{path}[{n}]"), out);
-            }
-        }
-        _ => {}
-    }
-}
 
 /// What decoding defaults (`SetObjectDefaults_Pod`) for the fields the fake knows.
 pub(super) fn apply_scheme_defaults(pod: &mut Value) {
@@ -390,10 +230,19 @@ fn qos_class(pod: &Value) -> &'static str {
 
 /// `FieldsV1` of what the request set (after scheme defaults), as the field manager records.
 fn fields_v1(pod: &Value) -> Value {
+    fields_v1_of(pod, &["status"])
+}
+
+/// `FieldsV1` of an object's fields but `skip` (the field manager strips `apiVersion`, `kind`
+/// and the system fields of `metadata`).
+pub(super) fn fields_v1_of(object: &Value, skip: &[&str]) -> Value {
     let mut fields = Map::new();
-    for (key, value) in pod.as_object().into_iter().flatten() {
+    for (key, value) in object.as_object().into_iter().flatten() {
+        if skip.contains(&key.as_str()) {
+            continue;
+        }
         match key.as_str() {
-            "apiVersion" | "kind" | "status" => {}
+            "apiVersion" | "kind" => {}
             "metadata" => {
                 let mut meta = Map::new();
                 for map in ["labels", "annotations"] {
@@ -405,6 +254,8 @@ fn fields_v1(pod: &Value) -> Value {
                     fields.insert("f:metadata".into(), Value::Object(meta));
                 }
             }
+            // An empty struct (a TokenReview's zero `status`) sets no field.
+            _ if value.as_object().is_some_and(Map::is_empty) => {}
             _ => {
                 fields.insert(format!("f:{key}"), struct_fields(value));
             }
@@ -475,7 +326,7 @@ fn default(m: &mut Map<String, Value>, key: &str, value: Value) {
 }
 
 /// A random-enough u64 without a `rand` dependency.
-fn random() -> u64 {
+pub(super) fn random() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
@@ -498,7 +349,7 @@ pub(super) fn random_suffix() -> String {
         .collect()
 }
 
-fn uid() -> String {
+pub(super) fn uid() -> String {
     let (a, b) = (random(), random());
     let hex = format!("{a:016x}{b:016x}");
     format!(

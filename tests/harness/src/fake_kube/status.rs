@@ -97,16 +97,28 @@ impl Status {
 
     /// `NewForbidden(pods, name, err)`: no name on create and list.
     pub fn forbidden(resource: &str, name: &str, why: &str) -> Self {
+        Self::forbidden_in("", resource, name, why)
+    }
+
+    /// `NewForbidden(group/resource, name, err)`: the resource is qualified by its group
+    /// (`tokenreviews.authentication.k8s.io`), and `details` name the group.
+    pub fn forbidden_in(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let qualified = qualified(group, resource);
         let message = if name.is_empty() {
-            format!("{resource} is forbidden: {why}")
+            format!("{qualified} is forbidden: {why}")
         } else {
-            format!("{resource} {name:?} is forbidden: {why}")
+            format!("{qualified} {name:?} is forbidden: {why}")
         };
         Self::new(
             403,
             "Forbidden",
             message,
-            Some(Details { name: name.into(), kind: resource.into(), ..Default::default() }),
+            Some(Details {
+                name: name.into(),
+                group: group.into(),
+                kind: resource.into(),
+                ..Default::default()
+            }),
         )
     }
 
@@ -209,17 +221,19 @@ impl Status {
         )
     }
 
-    /// `NewServerTimeout(pods, verb, retry)`: note `details.name` is the operation.
-    pub fn server_timeout(verb: &str, retry_after_seconds: u32) -> Self {
+    /// `NewServerTimeout(group/resource, verb, retry)`: note `details.name` is the operation.
+    pub fn server_timeout(group: &str, resource: &str, verb: &str, retry_after_seconds: u32) -> Self {
+        let qualified = qualified(group, resource);
         Self::new(
             500,
             "ServerTimeout",
             format!(
-                "The {verb} operation against pods could not be completed at this time, please try again."
+                "The {verb} operation against {qualified} could not be completed at this time, please try again."
             ),
             Some(Details {
                 name: verb.into(),
-                kind: "pods".into(),
+                group: group.into(),
+                kind: resource.into(),
                 retry_after_seconds,
                 ..Default::default()
             }),
@@ -253,8 +267,13 @@ impl Status {
     }
 }
 
+/// `schema.GroupResource.String()`: `resource`, or `resource.group`.
+fn qualified(group: &str, resource: &str) -> String {
+    if group.is_empty() { resource.to_owned() } else { format!("{resource}.{group}") }
+}
+
 /// `utilerrors.NewAggregate(...).Error()` after `ErrorList.ToAggregate()`'s de-duplication.
-fn aggregate(messages: &[String]) -> String {
+pub(super) fn aggregate(messages: &[String]) -> String {
     let mut unique: Vec<&str> = Vec::new();
     for m in messages {
         if !unique.contains(&m.as_str()) {

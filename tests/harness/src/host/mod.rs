@@ -1,14 +1,16 @@
 //! An embedding host that runs a `wasi:http/incoming-handler` component the way Spin does:
 //! compiled and pre-instantiated once, a fresh `Store` and instance per request, outbound
-//! HTTP limited to `allowed_outbound_hosts`, and `fermyon:spin/variables` from the app.
+//! HTTP limited to `allowed_outbound_hosts`, `fermyon:spin/variables` from the app, and
+//! `fermyon:spin/key-value` stores that the application's instances share (`key_value.rs`).
 
+mod key_value;
 mod logs;
 mod outbound;
 mod pool;
 mod stats;
 mod variables;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,9 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::manifest::SpinApp;
+use key_value::KeyValueDispatch;
+pub use key_value::KeyValueStores;
+pub(crate) use key_value::label_error as key_value_label_error;
 use logs::GuestLogs;
 pub use outbound::AllowedHosts;
 use outbound::OutboundPolicy;
@@ -49,19 +54,22 @@ const STDOUT_CAPACITY: usize = 4 << 20;
 pub struct SpinHost {
     addr: SocketAddr,
     logs: Arc<GuestLogs>,
+    key_value: Arc<KeyValueStores>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl SpinHost {
     /// Loads (compiling once per process and file version) and serves `wasm` with `app`'s
-    /// variables, route and outbound allow-list.
+    /// variables, route, outbound allow-list and key-value stores. Like Spin, refuses an
+    /// application whose component lists a key-value store label other than `default`.
     pub fn start(wasm: impl AsRef<Path>, app: SpinApp) -> anyhow::Result<Self> {
         Self::start_with(wasm, app, HostOptions::default())
     }
 
     /// [`SpinHost::start`] with [`HostOptions`] (for benchmarks).
     pub fn start_with(wasm: impl AsRef<Path>, app: SpinApp, options: HostOptions) -> anyhow::Result<Self> {
+        key_value::check_labels(&app.component_id, &app.key_value_stores)?;
         let component = compiled(wasm.as_ref())?;
         let pre = pre_instantiate(&component).map_err(|e| anyhow::anyhow!("linking the component: {e:?}"))?;
 
@@ -69,12 +77,15 @@ impl SpinHost {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let logs = Arc::new(GuestLogs::default());
+        let key_value = Arc::new(KeyValueStores::default());
         let server = Arc::new(Server {
             pre,
             outbound: Arc::new(AllowedHosts::resolve(&app.allowed_outbound_hosts)),
             connections: Arc::default(),
             component_id: app.component_id.into(),
             variables: Arc::new(app.variables),
+            key_value_stores: Arc::new(app.key_value_stores.into_iter().collect()),
+            key_value: key_value.clone(),
             route: Route::parse(&app.route),
             logs: logs.clone(),
             options,
@@ -83,7 +94,7 @@ impl SpinHost {
         let thread = std::thread::Builder::new()
             .name(format!("spin-host-{}", addr.port()))
             .spawn(move || serve(listener, server, stop))?;
-        Ok(Self { addr, logs, shutdown: Some(shutdown), thread: Some(thread) })
+        Ok(Self { addr, logs, key_value, shutdown: Some(shutdown), thread: Some(thread) })
     }
 
     /// `http://127.0.0.1:<port>`
@@ -110,6 +121,11 @@ impl SpinHost {
     pub fn take_logs(&self) -> Vec<String> {
         self.logs.take().concat()
     }
+
+    /// What the application's key-value store `label` holds now, sorted by key.
+    pub fn key_value_entries(&self, label: &str) -> Vec<(String, Vec<u8>)> {
+        self.key_value.entries(label)
+    }
 }
 
 impl Drop for SpinHost {
@@ -123,13 +139,14 @@ impl Drop for SpinHost {
     }
 }
 
-/// Links what Spin gives a component (WASI p2, wasi:http, Spin variables) and
+/// Links what Spin gives a component (WASI p2, wasi:http, Spin variables and key-value) and
 /// pre-instantiates it.
 fn pre_instantiate(component: &Component) -> wasmtime::Result<ProxyPre<RequestState>> {
     let mut linker = Linker::<RequestState>::new(engine());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     variables::add_to_linker::<_, HasSelf<ComponentVariables>>(&mut linker, |s| &mut s.variables)?;
+    key_value::add_to_linker::<_, HasSelf<KeyValueDispatch>>(&mut linker, |s| &mut s.key_value)?;
     ProxyPre::new(linker.instantiate_pre(component)?)
 }
 
@@ -161,6 +178,7 @@ struct RequestState {
     table: ResourceTable,
     outbound: OutboundPolicy,
     variables: ComponentVariables,
+    key_value: KeyValueDispatch,
     limiter: MemoryPeak,
 }
 
@@ -183,6 +201,10 @@ struct Server {
     connections: Arc<ConnectionPool>,
     component_id: Arc<str>,
     variables: Arc<BTreeMap<String, String>>,
+    /// The component's `key_value_stores`.
+    key_value_stores: Arc<BTreeSet<String>>,
+    /// The application's stores, shared by every instance as Spin's store manager is.
+    key_value: Arc<KeyValueStores>,
     route: Route,
     logs: Arc<GuestLogs>,
     options: HostOptions,
@@ -241,6 +263,7 @@ impl Server {
                     component_id: self.component_id.clone(),
                     values: self.variables.clone(),
                 },
+                key_value: KeyValueDispatch::new(self.key_value_stores.clone(), self.key_value.clone()),
                 limiter: MemoryPeak::default(),
             },
         );
