@@ -11,7 +11,7 @@ use http::HeaderMap;
 
 use crate::config::{Config, SenderAuth};
 use crate::host::Host;
-use crate::kube::calls::{ApiCalls, CallFailure};
+use crate::kube::calls::{ApiCalls, CallFailure, retry_later};
 use crate::kube::requests::review_token;
 use crate::kube::responses::{ApiError, TokenReviewView};
 
@@ -79,6 +79,18 @@ pub fn check_sender(headers: &HeaderMap, host: &mut impl Host) -> Checked {
     checked
 }
 
+/// A review that could not be made: the deployment is wrong, or the API is unavailable now.
+impl From<CallFailure> for Denial {
+    fn from(failure: CallFailure) -> Self {
+        match failure {
+            CallFailure::Refused(message) | CallFailure::Misconfigured(message) => {
+                Denial::Misconfigured(message)
+            }
+            CallFailure::Unavailable { message, retry_after } => Denial::Unavailable { message, retry_after },
+        }
+    }
+}
+
 fn unauthenticated(reason: String, token_given: bool) -> Denial {
     Denial::Unauthenticated { reason, token_given }
 }
@@ -135,17 +147,13 @@ fn review(
     let action = "review the sender's token";
     let answer = calls.send(review_token(config, token, audience), action);
     api_status.append(&mut calls.statuses);
-    let answer = answer.map_err(|failure| match failure {
-        CallFailure::Refused(message) | CallFailure::Misconfigured(message) => Denial::Misconfigured(message),
-        CallFailure::Unavailable { message, retry_after } => Denial::Unavailable { message, retry_after },
-    })?;
+    let answer = answer?;
     if !answer.status().is_success() {
         let error = ApiError::from_response(&answer);
+        if let Some(retry) = retry_later(&error, action) {
+            return Err(retry.into());
+        }
         return Err(match error.code {
-            _ if error.is_transient() => Denial::Unavailable {
-                message: format!("the Kubernetes API could not {action} for now: {error}"),
-                retry_after: error.retry_after,
-            },
             401 | 403 => Denial::Misconfigured(format!(
                 "the Kubernetes API refused to {action}: {error}; the component's ServiceAccount needs `create` on \
                  tokenreviews (authentication.k8s.io): bind the ClusterRole of deploy/rbac.yaml to it, and check k8s_token"

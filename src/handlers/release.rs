@@ -35,53 +35,52 @@ pub fn handle(event: &ReceivedEvent, config: &Config, api: &mut impl KubeApi) ->
             return handled;
         }
     };
-    handled.pod = Some(name.clone());
-    let pod_ref = format!("{namespace}/{name}");
+    let mut calls = ApiCalls::new(api, config);
+    handled.outcome = release(event, &name, &mut calls);
+    handled.api_status = calls.statuses;
+    handled.pod = Some(name);
+    handled
+}
+
+/// Deletes the pod `name` if it is one of this provisioner's clients; the reply says what
+/// became of it.
+fn release(event: &ReceivedEvent, name: &str, calls: &mut ApiCalls<impl KubeApi>) -> Outcome {
+    let config = calls.config;
+    let namespace = &config.client_namespace;
+    let pod_ref = calls.pod_ref(name);
     let done = |gateway: Option<&String>, message: String| {
-        Outcome::Done(reply(event, namespace, DONE_TYPE, Some(&name), gateway, message))
+        Outcome::Done(reply(event, namespace, DONE_TYPE, Some(name), gateway, message))
     };
     let failed = |gateway: Option<&String>, message: String| {
-        reply(event, namespace, FAILED_TYPE, Some(&name), gateway, message)
+        reply(event, namespace, FAILED_TYPE, Some(name), gateway, message)
     };
-
-    let mut calls = ApiCalls::new(api, config);
-    let pod = match calls.get(&name) {
-        Ok(pod) => pod,
-        Err(failure) => {
-            handled.api_status = calls.statuses;
-            handled.outcome = failure_outcome(failure, |message| failed(None, message));
-            return handled;
+    let pod = match calls.get(name) {
+        Ok(Some(pod)) => pod,
+        Ok(None) => {
+            return done(None, format!("There is no pod {pod_ref}: the client was released already."));
         }
+        Err(failure) => return failure_outcome(failure, |message| failed(None, message)),
     };
-    handled.outcome = match pod {
-        None => done(None, format!("There is no pod {pod_ref}: the client was released already.")),
-        Some(pod) if !is_client_pod(&pod, namespace) => Outcome::Failed(failed(
+    if !is_client_pod(&pod, namespace) {
+        return Outcome::Failed(failed(
             None,
             format!(
                 "pod {pod_ref} is not a client of this provisioner (it has no label {}={}); nothing was deleted",
                 MANAGED_BY_LABEL.0, MANAGED_BY_LABEL.1
             ),
-        )),
-        Some(pod) => {
-            let gateway = pod.metadata.labels.get(GATEWAY_LABEL);
-            if pod.metadata.deletion_timestamp.is_some() {
-                done(gateway, format!("The client's pod {pod_ref} is being deleted already."))
-            } else {
-                match calls.delete(&name, &pod.metadata.uid, Deletion::Graceful) {
-                    Ok(()) if config.dry_run => done(
-                        gateway,
-                        format!("The client's pod {pod_ref} would have been deleted (dry run)."),
-                    ),
-                    Ok(()) => {
-                        done(gateway, format!("The client was released: its pod {pod_ref} was deleted."))
-                    }
-                    Err(failure) => failure_outcome(failure, |message| failed(gateway, message)),
-                }
-            }
+        ));
+    }
+    let gateway = pod.metadata.labels.get(GATEWAY_LABEL);
+    if pod.metadata.deletion_timestamp.is_some() {
+        return done(gateway, format!("The client's pod {pod_ref} is being deleted already."));
+    }
+    match calls.delete(name, &pod.metadata.uid, Deletion::Graceful) {
+        Ok(()) if config.dry_run => {
+            done(gateway, format!("The client's pod {pod_ref} would have been deleted (dry run)."))
         }
-    };
-    handled.api_status = calls.statuses;
-    handled
+        Ok(()) => done(gateway, format!("The client was released: its pod {pod_ref} was deleted.")),
+        Err(failure) => failure_outcome(failure, |message| failed(gateway, message)),
+    }
 }
 
 /// The reply: which pod, and the release event it answers (`request_*`, as every reply).

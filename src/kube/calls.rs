@@ -115,13 +115,20 @@ pub fn unavailable(message: String) -> CallFailure {
     CallFailure::Unavailable { message, retry_after: None }
 }
 
-/// What an error answer to `action` means: retry later, or refused with a hint at what to fix.
+/// An error answer to `action` that is worth retrying later (overload, server errors,
+/// timeouts); `None` when it will fail the same way again.
+pub fn retry_later(error: &ApiError, action: &str) -> Option<CallFailure> {
+    error.is_transient().then(|| CallFailure::Unavailable {
+        message: format!("the Kubernetes API could not {action} for now: {error}"),
+        retry_after: error.retry_after,
+    })
+}
+
+/// What an error answer to `action` on pods means: retry later, or refused with a hint at
+/// what to fix.
 pub fn api_failure(error: &ApiError, action: &str) -> CallFailure {
-    if error.is_transient() {
-        return CallFailure::Unavailable {
-            message: format!("the Kubernetes API could not {action} for now: {error}"),
-            retry_after: error.retry_after,
-        };
+    if let Some(retry) = retry_later(error, action) {
+        return retry;
     }
     let hint = match error.code {
         401 => "; check k8s_token (the component's service-account token)",

@@ -105,21 +105,21 @@ pub(super) fn apply_scheme_defaults(pod: &mut Value) {
             default(field_ref, "apiVersion", json!("v1"));
         }
     }
-    for list in ["initContainers", "containers"] {
-        for c in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_object_mut)
-        {
-            let policy = image_pull_policy(c.get("image").and_then(Value::as_str).unwrap_or(""));
-            default(c, "imagePullPolicy", json!(policy));
-            default(c, "terminationMessagePath", json!("/dev/termination-log"));
-            default(c, "terminationMessagePolicy", json!("File"));
-            default(c, "resources", json!({}));
-        }
+    for c in containers_mut(spec) {
+        let policy = image_pull_policy(c.get("image").and_then(Value::as_str).unwrap_or(""));
+        default(c, "imagePullPolicy", json!(policy));
+        default(c, "terminationMessagePath", json!("/dev/termination-log"));
+        default(c, "terminationMessagePolicy", json!("File"));
+        default(c, "resources", json!({}));
     }
+}
+
+/// Every container of a pod's spec, init containers included.
+fn containers_mut(spec: &mut Map<String, Value>) -> impl Iterator<Item = &mut Map<String, Value>> {
+    spec.iter_mut()
+        .filter(|(key, _)| key.as_str() == "initContainers" || key.as_str() == "containers")
+        .flat_map(|(_, list)| list.as_array_mut().into_iter().flatten())
+        .filter_map(Value::as_object_mut)
 }
 
 /// `Always` for `:latest` or no tag (and no digest), else `IfNotPresent`.
@@ -165,17 +165,9 @@ pub(super) fn admit(pod: &mut Value) {
             }
         }));
     }
-    for list in ["initContainers", "containers"] {
-        for c in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_object_mut)
-        {
-            if let Some(mounts) = c.entry("volumeMounts").or_insert_with(|| json!([])).as_array_mut() {
-                mounts.push(json!({"name": volume, "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}));
-            }
+    for c in containers_mut(spec) {
+        if let Some(mounts) = c.entry("volumeMounts").or_insert_with(|| json!([])).as_array_mut() {
+            mounts.push(json!({"name": volume, "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}));
         }
     }
 }
